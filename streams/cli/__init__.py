@@ -1,0 +1,17 @@
+"""The ``gar`` command line. Each sub-command lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="GAR carbon-aware LLM routing")
+
+
+def _register() -> None:
+    # Sub-command modules are imported here (not at module top) to keep `gar --help` fast.
+    pass
+
+
+def main() -> None:
+    _register()
+    app()

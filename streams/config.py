@@ -1,0 +1,86 @@
+"""One configuration object for the whole control plane.
+
+Built once at the entry point (CLI) from environment variables with the ``GAR_`` prefix
+(nested sections use ``__``, e.g. ``GAR_KAFKA__BOOTSTRAP_SERVERS``) and passed down.
+Secrets are ``SecretStr`` and never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+
+
+class TopicSettings(BaseModel):
+    prefix: str = "gar."
+    requests: str = "requests"
+    completions: str = "completions"
+    carbon_intensity: str = "carbon-intensity"
+    policy: str = "policy"
+    decisions: str = "decisions"
+    dispatch_prefix: str = "dispatch."
+    dead_letter: str = "dead-letter"
+    partitions: int = 4
+    replication_factor: int = 1
+
+    def name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+
+class InfluxSettings(BaseModel):
+    url: str = "http://127.0.0.1:18428"
+    token: SecretStr = SecretStr("dev-token")
+    org: str = "gar"
+    bucket: str = "gar"
+    enabled: bool = True
+    buffer_max_points: int = 50_000
+    flush_interval_ms: int = 1_000
+    batch_size: int = 5_000
+
+
+class DevSettings(BaseModel):
+    """Where the embedded local broker and metrics store live."""
+
+    state_dir: Path = REPO_ROOT / "var"
+    cache_dir: Path = REPO_ROOT / ".cache"
+    kafka_version: str = "4.1.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    metrics_port: int = 18428
+
+
+class DataSettings(BaseModel):
+    shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GAR_", env_nested_delimiter="__", extra="ignore")
+
+    app_id: str = "gar-router"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    dev: DevSettings = Field(default_factory=DevSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+
+
+def load_settings() -> Settings:
+    return Settings()
