@@ -1,0 +1,16 @@
+"""One error type for every malformed or unknown input file, naming the file and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataFileError(ValueError):
+    """An input file cannot be used. ``line`` is 1-based (the header is line 1), or None."""
+
+    def __init__(self, path: Path | str, message: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.reason = message
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {message}")
