@@ -54,6 +54,10 @@ class InfluxSettings(BaseModel):
     buffer_max_points: int = 50_000
     flush_interval_ms: int = 1_000
     batch_size: int = 5_000
+    timeout_ms: int = 5_000
+    max_retries: int = 3
+    retry_backoff_ms: int = 200
+    worker_tag: str = ""  # empty: "<hostname>-<pid>"
 
 
 class DevSettings(BaseModel):
