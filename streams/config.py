@@ -69,10 +69,33 @@ class DevSettings(BaseModel):
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     metrics_port: int = 18428
+    host: str = "127.0.0.1"
+    kafka_heap_mb: int = 512
+    java_bin: str = "java"
+    maven_bin: str = "mvn"
+    metrics_bin: str = "victoria-metrics"
+    start_timeout_s: float = 90.0
+    stop_timeout_s: float = 30.0
 
 
 class DataSettings(BaseModel):
     shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+
+
+class WorkerSettings(BaseModel):
+    """The Faust worker (streams/app): batching, dedupe, state publication."""
+
+    policy: str = "gar-pd"
+    catalog_path: Path | None = None  # None: the packaged default catalog
+    batch_max: int = 1_000  # stream.take() size: bigger batches amortise Faust's per-batch cost
+    batch_within_s: float = 0.02  # flush a partial batch after this long (bounds latency)
+    control_partitions: int = 1  # carbon-intensity and policy: tiny volume, total order
+    dedupe_window_ms: int = 3_600_000  # event-time window of remembered request ids
+    dedupe_max_per_partition: int = 200_000
+    estimator_publish_interval_ms: int = 1_000
+    store: str = "memory://"  # tables rebuild from their changelogs on start
+    web_enabled: bool = False
+    log_level: str = "warning"
 
 
 class Settings(BaseSettings):

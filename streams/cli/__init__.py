@@ -9,7 +9,12 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="GAR carbon-a
 
 def _register() -> None:
     # Sub-command modules are imported here (not at module top) to keep `gar --help` fast.
-    pass
+    from streams.cli import worker
+
+    worker.register(app)
+    from streams.cli import dev
+
+    app.add_typer(dev.app, name="dev")
 
 
 def main() -> None:

@@ -1,0 +1,207 @@
+"""A single-node Apache Kafka 4.x KRaft broker run from Maven Central jars with the local JVM.
+
+Layout (all under ``DevSettings``):
+  ``<cache_dir>/kafka-<version>/libs/*.jar``   fetched once by Maven, shared by every broker
+  ``<state_dir>/kafka/server.properties``      rewritten on every start from the settings
+  ``<state_dir>/kafka/data/``                  the log dir; kept across restarts unless cleaned
+  ``<state_dir>/kafka/kafka.pid|kafka.log``    PID file and broker stdout/stderr
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from streams.config import DevSettings
+from streams.devenv.health import kafka_healthy, tcp_open
+from streams.devenv.process import DevProcessError, ManagedProcess
+from streams.devenv.service import LocalService
+
+_NODE_ID = 1
+
+# Only used to let Maven resolve the broker's runtime classpath (slf4j 2 so that the log4j2
+# binding is used instead of a silent no-op logger).
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.gar</groupId>
+  <artifactId>gar-kafka-runtime</artifactId>
+  <version>0</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka_version}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>
+      <version>2.0.17</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>2.25.3</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
+      <version>2.25.3</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+# Quiet broker log: warnings, plus the one line that says the server started.
+_LOG4J2 = """status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = OUT
+logger.raft.name = kafka.server.KafkaRaftServer
+logger.raft.level = INFO
+"""
+
+
+class KafkaBroker(LocalService):
+    """Fetch, format, start, health-check and stop one local broker described by ``dev``."""
+
+    def __init__(self, dev: DevSettings) -> None:
+        self.dev = dev
+        self.home = dev.state_dir / "kafka"
+        self.data_dir = self.home / "data"
+        self.config_file = self.home / "server.properties"
+        self.lib_dir = dev.cache_dir / f"kafka-{dev.kafka_version}" / "libs"
+        self.process = ManagedProcess(
+            name="kafka",
+            pid_file=self.home / "kafka.pid",
+            log_file=self.home / "kafka.log",
+            marker=str(self.config_file),
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.dev.host}:{self.dev.kafka_port}"
+
+    @property
+    def address(self) -> str:
+        return self.bootstrap_servers
+
+    # -- jars -----------------------------------------------------------------------------
+    def fetch_jars(self) -> Path:
+        """Resolve the broker classpath with Maven into the cache (no-op when cached)."""
+        done = self.lib_dir / ".complete"
+        if done.exists():
+            return self.lib_dir
+        work = self.lib_dir.parent
+        work.mkdir(parents=True, exist_ok=True)
+        pom = work / "pom.xml"
+        pom.write_text(_POM.format(kafka_version=self.dev.kafka_version))
+        tmp = work / "libs.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = [
+            self.dev.maven_bin, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+            "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DevProcessError(f"maven could not fetch Kafka jars:\n{result.stdout[-3000:]}")
+        shutil.rmtree(self.lib_dir, ignore_errors=True)
+        tmp.rename(self.lib_dir)
+        done.write_text(self.dev.kafka_version + "\n")
+        return self.lib_dir
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self, timeout_s: float | None = None) -> None:
+        """Start in the background and wait until a client sees a live broker (idempotent)."""
+        if self.process.is_running():
+            self.process.wait_until(self.healthy, timeout_s or self.dev.start_timeout_s)
+            return
+        for port in (self.dev.kafka_port, self.dev.kafka_controller_port):
+            if tcp_open(self.dev.host, port):
+                raise DevProcessError(f"port {self.dev.host}:{port} is taken by another process")
+        self.fetch_jars()
+        self._write_config()
+        self._format_storage()
+        self.process.spawn(self._java_cmd("kafka.Kafka", str(self.config_file)))
+        self.process.wait_until(self.healthy, timeout_s or self.dev.start_timeout_s)
+
+    def healthy(self) -> bool:
+        return kafka_healthy(self.dev.host, self.dev.kafka_port)
+
+    # -- internals ------------------------------------------------------------------------
+    def _java_cmd(self, main_class: str, *args: str) -> list[str]:
+        heap_mb = self.dev.kafka_heap_mb
+        return [
+            self.dev.java_bin, f"-Xms{heap_mb // 2}m", f"-Xmx{heap_mb}m",
+            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.home / 'logs'}",
+            "-cp", f"{self.lib_dir}/*", main_class, *args,
+        ]  # fmt: skip
+
+    def _write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "log4j2.properties").write_text(_LOG4J2)
+        self.config_file.write_text(render_server_properties(self.dev, self.data_dir))
+
+    def _format_storage(self) -> None:
+        if (self.data_dir / "meta.properties").exists():
+            return  # keep the log across restarts
+        cluster_id_file = self.home / "cluster.id"
+        if not cluster_id_file.exists():
+            cluster_id_file.write_text(_new_cluster_id() + "\n")
+        cluster_id = cluster_id_file.read_text().strip()
+        cmd = self._java_cmd(
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)
+        )
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise DevProcessError(f"kafka storage format failed:\n{result.stdout}{result.stderr}")
+
+
+def render_server_properties(dev: DevSettings, data_dir: Path) -> str:
+    """Broker config for a tiny single-node test cluster (RF 1 everywhere, fast group joins)."""
+    host = dev.host
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(_NODE_ID),
+        "controller.quorum.voters": f"{_NODE_ID}@{host}:{dev.kafka_controller_port}",
+        "listeners": f"PLAINTEXT://{host}:{dev.kafka_port},CONTROLLER://{host}:"
+        f"{dev.kafka_controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{dev.kafka_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        # The app must create its topics with the partition counts its tables need.
+        "auto.create.topics.enable": "false",
+        "delete.topic.enable": "true",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # Tests join groups often: no initial delay and allow short session timeouts.
+        "group.initial.rebalance.delay.ms": "0",
+        "group.min.session.timeout.ms": "1000",
+        # Compaction must really happen (policy topic, changelogs); check often.
+        "log.cleaner.enable": "true",
+        "log.cleaner.backoff.ms": "1000",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "background.threads": "4",
+    }
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def _new_cluster_id() -> str:
+    """Kafka's cluster id format: URL-safe base64 of 16 random bytes, no padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

@@ -1,0 +1,128 @@
+"""A background server process tracked by a PID file (start, status, graceful stop, kill).
+
+The PID file holds the PID and a marker string that must appear in the process command line, so
+a stale PID file whose PID was reused by an unrelated process is never signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+class DevProcessError(RuntimeError):
+    """A local dev service could not be started, became unhealthy, or refused to stop."""
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    name: str
+    pid_file: Path
+    log_file: Path
+    marker: str  # must appear in the command line of the process we started
+
+    def pid(self) -> int | None:
+        """PID of our running process, or None (a stale PID file is removed)."""
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        try:
+            proc = psutil.Process(pid)
+            alive = proc.status() != psutil.STATUS_ZOMBIE
+            ours = self.marker in " ".join(proc.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            alive, ours = False, False
+        if alive and ours:
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+        """Start ``argv`` detached (own session, survives the caller), logging to ``log_file``."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+                close_fds=True,
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def wait_until(
+        self, healthy: Callable[[], bool], timeout_s: float, poll_s: float = 0.25
+    ) -> None:
+        """Poll ``healthy`` until true; raise with the log tail if the process dies or times out."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                raise DevProcessError(f"{self.name} exited during start-up:\n{self.log_tail()}")
+            if healthy():
+                return
+            time.sleep(poll_s)
+        raise DevProcessError(f"{self.name} not healthy after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float) -> bool:
+        """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns False if it was not running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._signal(pid, signal.SIGTERM)
+        if not _wait_gone(pid, timeout_s):
+            self._signal(pid, signal.SIGKILL)
+            _wait_gone(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL at once (crash simulation for fault tests)."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._signal(pid, signal.SIGKILL)
+        _wait_gone(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, n_lines: int = 30) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(lines[-n_lines:])
+
+    @staticmethod
+    def _signal(pid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait for ``pid`` to exit (reaping it if it is our child)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
