@@ -101,9 +101,8 @@ def _pick_profile_model(
 
 def _pick_row(rows: list[EnergyProfile], opts: MappingOptions) -> EnergyProfile:
     # Preferred task and GPU narrow the rows, but never to nothing.
-    for predicate in (lambda r: r.task == opts.task, lambda r: r.gpu_model == opts.gpu_model):
-        narrowed = [r for r in rows if predicate(r)]
-        rows = narrowed or rows
+    rows = [r for r in rows if r.task == opts.task] or rows
+    rows = [r for r in rows if r.gpu_model == opts.gpu_model] or rows
     within = [r for r in rows if r.p95_itl_ms <= opts.itl_p95_cap_ms]
     if within:
         return min(within, key=lambda r: (r.energy_per_token_j, r.line))
