@@ -1,0 +1,1 @@
+"""Operational views (Grafana dashboards and ``gar report``) from one definition."""
