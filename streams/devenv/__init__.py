@@ -10,18 +10,22 @@ from streams.devenv.kafka import KafkaBroker, render_server_properties
 from streams.devenv.metrics_store import MetricsStore
 from streams.devenv.ports import free_port, private_dev_settings
 from streams.devenv.process import DevProcessError
-from streams.devenv.services import down, status, up
+from streams.devenv.service import LocalService
+from streams.devenv.services import SERVICE_NAMES, down, services, status, up
 from streams.devenv.status import ServiceStatus
 
 __all__ = [
+    "SERVICE_NAMES",
     "DevProcessError",
     "KafkaBroker",
+    "LocalService",
     "MetricsStore",
     "ServiceStatus",
     "down",
     "free_port",
     "private_dev_settings",
     "render_server_properties",
+    "services",
     "status",
     "up",
 ]

@@ -25,6 +25,9 @@ class LocalService:
     def healthy(self) -> bool:
         raise NotImplementedError
 
+    def start(self, timeout_s: float | None = None) -> None:
+        raise NotImplementedError
+
     def stop(self) -> bool:
         """Graceful SIGTERM, SIGKILL after ``stop_timeout_s``; False if it was not running."""
         return self.process.stop(self.dev.stop_timeout_s)

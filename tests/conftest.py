@@ -1,0 +1,116 @@
+"""Shared fixtures for every test area.
+
+- ``dev_services`` (session): the shared local broker and metrics store, checked once. Every test
+  marked ``@pytest.mark.integration`` gets it automatically and FAILS (not skips) with
+  "run scripts/dev.sh up" when a service is unreachable.
+- ``unique_id`` / ``topic_prefix`` / ``app_id``: per-test names so tests never share topics,
+  consumer groups or Faust app ids on the shared broker.
+- ``settings_factory`` / ``settings``: a ``Settings`` from the environment with this test's
+  unique topic prefix and app id and short consumer timeouts; override any nested field:
+  ``settings_factory(topics={"partitions": 2}, worker={"batch_max": 10})``.
+- ``private_broker``: a PRIVATE Kafka broker (own ports and data dir) for start/stop/kill tests;
+  never stop the shared one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.config import Settings
+from streams.devenv import KafkaBroker, private_dev_settings
+from streams.devenv.health import http_ok, kafka_healthy
+
+SettingsFactory = Callable[..., Settings]
+
+
+@dataclass(frozen=True)
+class DevServices:
+    bootstrap_servers: str
+    metrics_url: str
+
+
+@pytest.fixture(scope="session")
+def dev_services() -> DevServices:
+    """The shared broker and store the tests' Settings point at; fail clearly if either is down."""
+    settings = Settings()
+    bootstrap = settings.kafka.bootstrap_servers
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    problems = []
+    if not kafka_healthy(host, int(port)):
+        problems.append(f"Kafka broker not reachable at {bootstrap}")
+    if not http_ok(f"{settings.influx.url}/health"):
+        problems.append(f"metrics store not reachable at {settings.influx.url}")
+    if problems:
+        pytest.fail("; ".join(problems) + ": run `bash scripts/dev.sh up`", pytrace=False)
+    return DevServices(bootstrap_servers=bootstrap, metrics_url=settings.influx.url)
+
+
+@pytest.fixture(autouse=True)
+def _integration_needs_services(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("integration") is not None:
+        request.getfixturevalue("dev_services")
+
+
+@pytest.fixture
+def unique_id() -> str:
+    """Short random id, safe in topic names, group ids and Faust app ids."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def topic_prefix(unique_id: str) -> str:
+    return f"test.{unique_id}."
+
+
+@pytest.fixture
+def app_id(unique_id: str) -> str:
+    return f"gar-test-{unique_id}"
+
+
+@pytest.fixture
+def settings_factory(topic_prefix: str, app_id: str) -> SettingsFactory:
+    """Build ``Settings`` (env first, then test isolation defaults, then your overrides)."""
+
+    def make(**overrides: Any) -> Settings:
+        base = Settings().model_dump()
+        isolation: dict[str, Any] = {
+            "app_id": app_id,
+            "topics": {"prefix": topic_prefix},
+            # The first group join waits about half the session timeout: keep it short.
+            "kafka": {"session_timeout_ms": 3_000, "heartbeat_interval_ms": 500},
+        }
+        return Settings(**_deep_merge(_deep_merge(base, isolation), overrides))
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory: SettingsFactory) -> Settings:
+    return settings_factory()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A started private broker on free ports with its data under ``tmp_path``; killed after."""
+    broker = KafkaBroker(private_dev_settings(tmp_path / "dev"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill()
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
