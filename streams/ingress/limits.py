@@ -24,6 +24,9 @@ class Limits:
     max_request_bytes: int = 16_384
     max_completion_bytes: int = 16_384
     max_intensity_bytes: int = 4_096
+    # Provider envelopes (WattTime data[], Electricity Maps history[]) on the same topic.
+    max_intensity_batch_bytes: int = 1_048_576
+    max_intensity_batch_points: int = 10_000
     max_policy_bytes: int = 262_144
     max_id_chars: int = 128
     max_name_chars: int = 64

@@ -1,0 +1,160 @@
+"""Raw bytes on the requests topic -> ``Request | Rejected`` (schema ``requests.v1``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.core.inputs import Request
+from streams.ingress import _fields as f
+from streams.ingress._errors import Bad
+from streams.ingress._run import run
+from streams.ingress.context import PERMISSIVE, IngressContext
+from streams.ingress.rejected import Reason, Rejected, Source, Stage
+
+SUPPORTED_VERSIONS = frozenset({1})
+_REQUIRED = (
+    "request_id",
+    "tenant",
+    "dataset",
+    "input_tokens",
+    "client_region",
+    "ts_ms",
+)
+_KEYS = frozenset(
+    (
+        "schema_version",
+        *_REQUIRED,
+        "output_tokens_est",
+        "floor",
+        "latency_cap_ms",
+        "allow_models",
+        "deny_models",
+        "allow_regions",
+        "deny_regions",
+    )
+)
+_OVERRIDES = frozenset(
+    ("floor", "latency_cap_ms", "allow_models", "deny_models", "allow_regions", "deny_regions")
+)
+_MIN_KEYS = len(_REQUIRED) + 1
+
+
+def parse_request(
+    raw: bytes | None, ctx: IngressContext = PERMISSIVE, source: Source | None = None
+) -> Request | Rejected:
+    """Parse one requests-topic message. Never raises."""
+    return run("request", raw, ctx.limits.max_request_bytes, _build, ctx, source)
+
+
+def _build(d: dict[str, Any], ctx: IngressContext) -> Request:
+    lim = ctx.limits
+    if d.get("schema_version") not in SUPPORTED_VERSIONS or type(d["schema_version"]) is not int:
+        f.check_version(d, SUPPORTED_VERSIONS)
+    if not d.keys() <= _KEYS or len(d) < _MIN_KEYS:
+        f.check_keys(d, _KEYS, _REQUIRED)
+    request_id = f.unique_id(d, "request_id", lim.max_id_chars)
+    tenant = f.name(d, "tenant", lim.max_name_chars)
+    dataset = f.name(d, "dataset", lim.max_name_chars)
+    client_region = f.name(d, "client_region", lim.max_name_chars)
+    if ctx.tenants is not None or ctx.datasets is not None or ctx.client_regions is not None:
+        f.known(tenant, ctx.tenants, "tenant", Reason.UNKNOWN_TENANT)
+        f.known(dataset, ctx.datasets, "dataset", Reason.UNKNOWN_DATASET)
+        f.known(client_region, ctx.client_regions, "client_region", Reason.UNKNOWN_CLIENT_REGION)
+    input_tokens = d["input_tokens"]
+    if type(input_tokens) is not int or not 1 <= input_tokens <= lim.max_input_tokens:
+        input_tokens = f.integer(d, "input_tokens", 1, lim.max_input_tokens)
+    output_tokens_est = d.get("output_tokens_est")
+    if output_tokens_est is not None and (
+        type(output_tokens_est) is not int or not 0 <= output_tokens_est <= lim.max_output_tokens
+    ):
+        output_tokens_est = f.integer(
+            d, "output_tokens_est", 0, lim.max_output_tokens, optional=True
+        )
+    ts_ms = d["ts_ms"]
+    if type(ts_ms) is not int or not lim.min_ts_ms <= ts_ms < lim.max_ts_ms:
+        ts_ms = f.integer(d, "ts_ms", lim.min_ts_ms, lim.max_ts_ms - 1)
+    if _OVERRIDES.isdisjoint(d):
+        return Request(
+            request_id, tenant, dataset, input_tokens, output_tokens_est, client_region, ts_ms
+        )
+    return _with_overrides(
+        d, ctx, request_id, tenant, dataset, input_tokens, output_tokens_est, client_region, ts_ms
+    )
+
+
+def _with_overrides(
+    d: dict[str, Any],
+    ctx: IngressContext,
+    request_id: str,
+    tenant: str,
+    dataset: str,
+    input_tokens: int,
+    output_tokens_est: int | None,
+    client_region: str,
+    ts_ms: int,
+) -> Request:
+    lim = ctx.limits
+    allow_models = f.name_list(
+        d,
+        "allow_models",
+        lim.max_list_items,
+        lim.max_model_chars,
+        ctx.models,
+        Reason.UNKNOWN_MODEL,
+    )
+    deny_models = f.name_list(
+        d,
+        "deny_models",
+        lim.max_list_items,
+        lim.max_model_chars,
+        ctx.models,
+        Reason.UNKNOWN_MODEL,
+    )
+    allow_regions = f.name_list(
+        d,
+        "allow_regions",
+        lim.max_list_items,
+        lim.max_name_chars,
+        ctx.regions,
+        Reason.UNKNOWN_REGION,
+    )
+    deny_regions = f.name_list(
+        d,
+        "deny_regions",
+        lim.max_list_items,
+        lim.max_name_chars,
+        ctx.regions,
+        Reason.UNKNOWN_REGION,
+    )
+    _check_not_empty("models", allow_models, deny_models)
+    _check_not_empty("regions", allow_regions, deny_regions)
+    return Request(
+        request_id,
+        tenant,
+        dataset,
+        input_tokens,
+        output_tokens_est,
+        client_region,
+        ts_ms,
+        floor=f.number(d, "floor", 0.0, 1.0, optional=True),
+        latency_cap_ms=f.number(
+            d, "latency_cap_ms", 0.0, lim.max_latency_ms, optional=True, lo_exclusive=True
+        ),
+        allow_models=allow_models,
+        deny_models=deny_models,
+        allow_regions=allow_regions,
+        deny_regions=deny_regions,
+    )
+
+
+def _check_not_empty(
+    what: str, allow: tuple[str, ...] | None, deny: tuple[str, ...] | None
+) -> None:
+    # An empty allow-list, or one the deny-list cancels entirely, can never be served.
+    if allow is not None and (not allow or (deny is not None and set(allow) <= set(deny))):
+        raise Bad(
+            Reason.CONFLICTING_CONSTRAINTS,
+            f"allow_{what} leaves nothing to choose from (empty or entirely denied)",
+            f"allow_{what}",
+            Stage.VALIDATE,
+        )
