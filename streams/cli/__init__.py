@@ -15,6 +15,9 @@ def _register() -> None:
     from streams.cli import dev
 
     app.add_typer(dev.app, name="dev")
+    from streams.cli import ops
+
+    ops.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,84 @@
+"""``gar report`` from the metrics store: the dashboards' views as PNGs plus a page."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from streams.cli import ops
+from streams.config import InfluxSettings
+from streams.metrics import build_metrics
+from streams.metrics.query import PromClient
+from streams.report.store import legend
+from streams.report.timespec import parse_time_ms
+from streams.report.views import DASHBOARDS
+
+from .sample_run import write_sample_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _cli() -> typer.Typer:
+    """A fresh root app with only the ops commands (the shared root registers once)."""
+    root = typer.Typer()
+    root.callback()(lambda: None)
+    ops.register(root)
+    return root
+
+
+def test_time_forms() -> None:
+    now = 1_700_000_000_000
+    assert parse_time_ms("now", now) == now
+    assert parse_time_ms("6h", now) == now - 6 * 3_600_000
+    assert parse_time_ms("-90s", now) == now - 90_000
+    assert parse_time_ms("2023-11-14T22:13:20Z", now) == 1_700_000_000_000
+    assert parse_time_ms("1699999999000", now) == 1_699_999_999_000
+    with pytest.raises(ValueError, match="bad time"):
+        parse_time_ms("yesterday", now)
+
+
+def test_legend_format() -> None:
+    assert legend("{{model}} @ {{region}}", {"model": "m", "region": "r"}) == "m @ r"
+    assert legend("", {"b": "2", "a": "1"}) == "a=1,b=2"
+
+
+@pytest.mark.integration
+def test_report_from_store_renders_every_view(
+    prom: PromClient,
+    influx_settings: InfluxSettings,
+    run_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    metrics = build_metrics(influx_settings)
+    write_sample_run(metrics, int(time.time() * 1000))
+    metrics.close()
+    prom.force_flush()
+    monkeypatch.setenv("GAR_INFLUX__URL", influx_settings.url)
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "report",
+            "--out",
+            str(out),
+            "--since",
+            "20m",
+            "--step",
+            "60",
+            "--label",
+            f"worker={run_id}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    total = sum(len(d.panels) for d in DASHBOARDS)
+    assert f"{total}/{total} panels have data" in result.output
+    for d in DASHBOARDS:
+        assert (out / f"{d.uid}.png").read_bytes()[:8] == PNG_MAGIC
+    page = (out / "report.md").read_text()
+    assert all(d.title in page for d in DASHBOARDS) and "No data for" not in page
+    assert (out / "report.html").read_text().count("<img") == len(DASHBOARDS)
