@@ -1,0 +1,247 @@
+"""RoutingContext: an immutable snapshot (catalog + policy config + estimator snapshot +
+intensity view) that prices a batch of requests against all K candidates at once.
+
+``RoutingContext.estimate(requests)`` returns the N x K matrices every policy decides on:
+CO2 (g), scoring accuracy, p95 latency (ms), and the hard-filter masks. Everything here is
+vectorised; policies only loop where the duals make request i depend on request i-1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.core.catalog import Catalog, FloatArray, IntArray
+from streams.core.errors import RequestError
+from streams.core.estimators import (
+    PRIOR_P95_FACTOR,
+    REFERENCE_INPUT_TOKENS,
+    EstimatorSnapshot,
+    EstimatorState,
+)
+from streams.core.inputs import Request
+from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensity
+from streams.core.policy_config import PolicyConfig
+
+BoolArray = npt.NDArray[np.bool_]
+J_PER_KWH = 3.6e6
+REFERENCE_INTENSITY_G_PER_KWH = 400.0
+
+
+@dataclass(frozen=True, eq=False)
+class Estimates:
+    """Per-request x per-candidate estimates for one batch (read-only arrays)."""
+
+    requests: Sequence[Request]
+    dataset_idx: IntArray  # (N,)
+    ts_ms: IntArray  # (N,)
+    floor: FloatArray  # (N,) F_i: request override or the context's (adaptive) floor
+    latency_cap_ms: FloatArray  # (N,) request override or the SLO
+    co2_g: FloatArray  # (N, K)
+    accuracy: FloatArray  # (N, K) scoring accuracy (LCB or mean, per config)
+    latency_ms: FloatArray  # (N, K) p95 estimate incl. client RTT
+    eligible: BoolArray  # (N, K) allow/deny overrides
+    latency_ok: BoolArray  # (N, K)
+    intensity_g_per_kwh: FloatArray  # (N, R) value used per region (after stale fallback)
+    intensity_age_ms: IntArray  # (N, R), -1 where the zone has no reading
+    intensity_stale: BoolArray  # (N, R)
+
+    @property
+    def n(self) -> int:
+        return len(self.requests)
+
+
+@dataclass(frozen=True, eq=False)
+class RoutingContext:
+    catalog: Catalog
+    config: PolicyConfig
+    snapshot: EstimatorSnapshot
+    intensity: IntensityView
+    acc_score: FloatArray  # (M, D)
+    floors: FloatArray  # (D,) F_d after the adaptive rule
+    carbon_ref_g: float
+    e_pre_j: FloatArray  # (K,) refined prefill energy
+    e_in_j: FloatArray  # (K,)
+    e_out_j: FloatArray  # (K,)
+    ttft_ms: FloatArray  # (K,)
+    itl_ms: FloatArray  # (K,)
+    cand_pue: FloatArray  # (K,)
+    region_readings: tuple[IntensityReading | None, ...]  # (R,)
+    region_value: FloatArray  # (R,) latest value
+    region_ts_ms: IntArray  # (R,) latest reading ts, -1 missing
+    region_fallback: FloatArray  # (R,) stale value
+    params_b: FloatArray  # (M,)
+
+    @classmethod
+    def build(
+        cls,
+        catalog: Catalog,
+        config: PolicyConfig,
+        estimators: EstimatorState | EstimatorSnapshot | None = None,
+        intensity: IntensityView | None = None,
+    ) -> RoutingContext:
+        if estimators is None:
+            estimators = EstimatorState(catalog)
+        snap = (estimators.snapshot(config.lcb_z) if isinstance(estimators, EstimatorState)
+                else estimators)
+        if snap.acc_mean.shape != (len(catalog.models), len(catalog.datasets)) or (
+            snap.energy_scale.shape != (catalog.n_candidates,)
+        ):
+            raise RequestError("estimator snapshot does not match the catalog")
+        view = intensity if intensity is not None else IntensityView()
+        acc_score = snap.acc_lcb if config.use_lcb else snap.acc_mean
+        floors = np.asarray([config.floor_min_for(d) for d in catalog.datasets])
+        if config.adaptive_floor_alpha is not None:
+            best = snap.acc_mean[np.unique(catalog.cand_model_idx)].max(axis=0)
+            floors = np.maximum(floors, config.adaptive_floor_alpha * best)
+        cm, cr = catalog.cand_model_idx, catalog.cand_region_idx
+        models = catalog.models
+        pre = np.asarray([m.prefill_energy_j for m in models])[cm] * snap.energy_scale
+        e_in = np.asarray([m.energy_per_input_token_j for m in models])[cm] * snap.energy_scale
+        e_out = np.asarray([m.energy_per_output_token_j for m in models])[cm] * snap.energy_scale
+        cand_pue = catalog.pue[cr]
+        if config.carbon_ref_g is not None:
+            ref = config.carbon_ref_g
+        else:
+            # Median candidate's CO2 for a reference request at a reference intensity: depends
+            # on the catalog only, so the normaliser is stable across snapshots.
+            raw_out = np.asarray([m.energy_per_output_token_j for m in models])[cm]
+            raw_in = np.asarray([m.energy_per_input_token_j for m in models])[cm]
+            raw_pre = np.asarray([m.prefill_energy_j for m in models])[cm]
+            out_tok = np.asarray([m.output_tokens_for("*") for m in models])[cm]
+            e_ref = raw_pre + raw_in * REFERENCE_INPUT_TOKENS + raw_out * out_tok
+            ref = float(np.median(e_ref / J_PER_KWH * REFERENCE_INTENSITY_G_PER_KWH * cand_pue))
+            ref = max(ref, 1e-12)
+        readings: list[IntensityReading | None] = []
+        value, ts, fallback = [], [], []
+        for r in catalog.regions:
+            rd = view.latest(r.zone)
+            readings.append(rd)
+            value.append(rd.intensity_g_per_kwh if rd else config.stale_intensity_g_per_kwh)
+            ts.append(rd.ts_ms if rd else -1)
+            rmax = view.recent_max(r.zone)
+            fallback.append(rmax if rmax is not None else config.stale_intensity_g_per_kwh)
+        arrays = dict(
+            acc_score=acc_score, floors=floors, e_pre_j=pre, e_in_j=e_in, e_out_j=e_out,
+            ttft_ms=np.asarray([m.ttft_ms for m in models])[cm],
+            itl_ms=np.asarray([m.itl_ms for m in models])[cm],
+            cand_pue=cand_pue, region_value=np.asarray(value, dtype=np.float64),
+            region_ts_ms=np.asarray(ts, dtype=np.int64),
+            region_fallback=np.asarray(fallback, dtype=np.float64),
+            params_b=np.asarray([m.params_b for m in models]),
+        )
+        for a in arrays.values():
+            a.flags.writeable = False
+        return cls(catalog=catalog, config=config, snapshot=snap, intensity=view,
+                   carbon_ref_g=ref, region_readings=tuple(readings), **arrays)
+
+    # --- validation ----------------------------------------------------------------------------
+    def validate(self, req: Request) -> str | None:
+        """None if ``req`` can be routed, else a short reason for the dead-letter record."""
+        if not req.has_overrides:
+            return None
+        cat = self.catalog
+        for name in (*(req.allow_models or ()), *(req.deny_models or ())):
+            if name not in cat.model_index:
+                return f"unknown_model:{name}"
+        for name in (*(req.allow_regions or ()), *(req.deny_regions or ())):
+            if name not in cat.region_index:
+                return f"unknown_region:{name}"
+        if not self._eligible_row(req).any():
+            return "no_eligible_candidate"
+        return None
+
+    def split_valid(
+        self, requests: Sequence[Request]
+    ) -> tuple[list[Request], list[tuple[Request, str]]]:
+        ok: list[Request] = []
+        bad: list[tuple[Request, str]] = []
+        for r in requests:
+            why = self.validate(r)
+            if why is None:
+                ok.append(r)
+            else:
+                bad.append((r, why))
+        return ok, bad
+
+    def _eligible_row(self, req: Request) -> BoolArray:
+        cat = self.catalog
+        m_ok = np.ones(len(cat.models), dtype=bool)
+        r_ok = np.ones(len(cat.regions), dtype=bool)
+        if req.allow_models is not None:
+            m_ok[:] = False
+            m_ok[[cat.model_index[m] for m in req.allow_models if m in cat.model_index]] = True
+        if req.deny_models:
+            m_ok[[cat.model_index[m] for m in req.deny_models if m in cat.model_index]] = False
+        if req.allow_regions is not None:
+            r_ok[:] = False
+            r_ok[[cat.region_index[r] for r in req.allow_regions if r in cat.region_index]] = True
+        if req.deny_regions:
+            r_ok[[cat.region_index[r] for r in req.deny_regions if r in cat.region_index]] = False
+        out: BoolArray = m_ok[cat.cand_model_idx] & r_ok[cat.cand_region_idx]
+        return out
+
+    # --- pricing -------------------------------------------------------------------------------
+    def zone_intensity(self, region_idx: int, ts_ms: int) -> ZoneIntensity:
+        cfg = self.config
+        zone = self.catalog.regions[region_idx].zone
+        return self.intensity.resolve(zone, ts_ms, cfg.intensity_max_age_ms,
+                                      cfg.stale_intensity_g_per_kwh)
+
+    def estimate(self, requests: Sequence[Request]) -> Estimates:
+        """Price every request against every candidate. Raises ``RequestError`` if a request
+        fails ``validate`` (filter with ``split_valid`` first)."""
+        cat, cfg, snap = self.catalog, self.config, self.snapshot
+        n = len(requests)
+        cm, cr = cat.cand_model_idx, cat.cand_region_idx
+        d_idx = np.fromiter((cat.dataset_idx(r.dataset) for r in requests), np.int64, n)
+        c_idx = np.fromiter((cat.client_idx(r.client_region) for r in requests), np.int64, n)
+        ts = np.fromiter((r.ts_ms for r in requests), np.int64, n)
+        in_tok = np.fromiter((r.input_tokens for r in requests), np.float64, n)
+        given = np.fromiter(
+            (np.nan if r.output_tokens_est is None else r.output_tokens_est for r in requests),
+            np.float64, n)
+        floor = self.floors[d_idx].copy()
+        cap = np.full(n, cfg.latency_slo_ms)
+        eligible = np.ones((n, cat.n_candidates), dtype=bool)
+        for i, r in enumerate(requests):
+            if r.floor is not None:
+                floor[i] = r.floor
+            if r.latency_cap_ms is not None:
+                cap[i] = r.latency_cap_ms
+            if r.has_overrides:
+                why = self.validate(r)
+                if why is not None:
+                    raise RequestError(why, r.request_id)
+                eligible[i] = self._eligible_row(r)
+        # Output tokens: the request's own estimate, else the (model, dataset) estimator.
+        out_tok = snap.out_tokens[cm[None, :], d_idx[:, None]]
+        has_given = ~np.isnan(given)
+        if has_given.any():
+            out_tok = np.where(has_given[:, None], given[:, None], out_tok)
+        energy_j = self.e_pre_j + self.e_in_j * in_tok[:, None] + self.e_out_j * out_tok
+        # Intensity per (request, region) with the stale rule.
+        missing = self.region_ts_ms < 0
+        age = ts[:, None] - self.region_ts_ms[None, :]
+        stale = (age > cfg.intensity_max_age_ms) | missing[None, :]
+        used = np.where(stale, self.region_fallback[None, :], self.region_value[None, :])
+        age = np.where(missing[None, :], -1, np.maximum(age, 0))
+        co2 = energy_j * (used[:, cr] * (self.cand_pue / J_PER_KWH))
+        acc = self.acc_score[cm[None, :], d_idx[:, None]]
+        p95 = snap.latency_p95_ms
+        have = ~np.isnan(p95)
+        if have.all():
+            base = np.broadcast_to(p95, (n, cat.n_candidates))
+        else:
+            prior = PRIOR_P95_FACTOR * (self.ttft_ms + self.itl_ms * out_tok)
+            base = np.where(have[None, :], np.nan_to_num(p95)[None, :], prior)
+        latency = base + cat.rtt_ms[c_idx[:, None], cr[None, :]]
+        lat_ok = latency <= (cap * (1.0 - cfg.slo_margin))[:, None]
+        arrays = (d_idx, ts, floor, cap, co2, acc, latency, eligible, lat_ok, used, age, stale)
+        for a in arrays:
+            a.flags.writeable = False
+        return Estimates(requests, d_idx, ts, floor, cap, co2, acc, latency, eligible, lat_ok,
+                         used, age, stale)

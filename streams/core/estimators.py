@@ -1,0 +1,221 @@
+"""Online estimators fed by completion telemetry (cheap, no extra inference).
+
+* Correctness p(m, d): Beta-Bernoulli per (model, dataset). Prior from the catalog; the state
+  only keeps *observed* successes/failures so per-partition states merge by adding counts.
+  LCB = mean - z * sqrt(mean (1 - mean) / (n + 1)) with n = alpha + beta (normal approximation
+  of the Beta quantile, clipped to [0, 1]).
+* Output tokens per (model, dataset): shrunk mean, (n0 * catalog default + sum) / (n0 + n).
+* Energy per token per candidate: the catalog's J/token times a ratio-of-sums correction
+  (W0 + sum measured J) / (W0 + sum predicted J) over completions that report energy, where W0
+  is ``ENERGY_PRIOR_REQUESTS`` reference requests' worth of predicted energy (shrinkage).
+* p95 latency per candidate: windowed DDSketch (see ``latency.py``); below
+  ``LATENCY_MIN_COUNT`` samples the catalog prior (TTFT + ITL x tokens) x ``PRIOR_P95_FACTOR``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streams.core.catalog import Catalog, FloatArray
+from streams.core.errors import StateError, TelemetryError
+from streams.core.inputs import Completion
+from streams.core.latency import WindowedSketch
+
+OUTPUT_PRIOR_COUNT = 10.0
+ENERGY_PRIOR_REQUESTS = 10.0
+REFERENCE_INPUT_TOKENS = 512.0
+LATENCY_MIN_COUNT = 20
+PRIOR_P95_FACTOR = 1.25
+DEFAULT_WINDOW_MS = 300_000
+DEFAULT_N_WINDOWS = 12
+P95 = 0.95
+
+
+@dataclass(frozen=True, eq=False)
+class EstimatorSnapshot:
+    """Read-only arrays the routing context prices candidates with."""
+
+    acc_mean: FloatArray  # (M, D)
+    acc_lcb: FloatArray  # (M, D), for z = lcb_z of the snapshot
+    lcb_z: float
+    out_tokens: FloatArray  # (M, D)
+    energy_scale: FloatArray  # (K,)
+    latency_p95_ms: FloatArray  # (K,), NaN where fewer than LATENCY_MIN_COUNT samples
+    latency_count: FloatArray  # (K,)
+    seq: int
+
+
+class EstimatorState:
+    """Mutable estimator accumulators bound to one catalog. ``observe`` is the hot path."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        window_ms: int = DEFAULT_WINDOW_MS,
+        n_windows: int = DEFAULT_N_WINDOWS,
+    ) -> None:
+        self.catalog = catalog
+        m, d, k = len(catalog.models), len(catalog.datasets), catalog.n_candidates
+        self.window_ms = window_ms
+        self.n_windows = n_windows
+        self.succ = np.zeros((m, d))
+        self.fail = np.zeros((m, d))
+        self.out_n = np.zeros((m, d))
+        self.out_sum = np.zeros((m, d))
+        self.energy_meas_j = np.zeros(k)
+        self.energy_pred_j = np.zeros(k)
+        self.latency = [WindowedSketch(window_ms, n_windows) for _ in range(k)]
+        self.seq = 0
+        self._cand = {dep: i for i, dep in enumerate(catalog.deployments)}
+        prior_a = np.zeros((m, d))
+        prior_b = np.zeros((m, d))
+        out0 = np.zeros((m, d))
+        for i, spec in enumerate(catalog.models):
+            for j, ds in enumerate(catalog.datasets):
+                p = spec.prior_for(ds)
+                prior_a[i, j], prior_b[i, j] = p.alpha, p.beta
+                out0[i, j] = spec.output_tokens_for(ds)
+        self.prior_a, self.prior_b, self.out_prior = prior_a, prior_b, out0
+
+    # --- telemetry -----------------------------------------------------------------------------
+    def predicted_energy_j(self, k: int, input_tokens: float, output_tokens: float) -> float:
+        spec = self.catalog.models[int(self.catalog.cand_model_idx[k])]
+        return (
+            spec.prefill_energy_j
+            + spec.energy_per_input_token_j * input_tokens
+            + spec.energy_per_output_token_j * output_tokens
+        )
+
+    def observe(self, c: Completion) -> None:
+        """Fold one completion in. Unknown (model, region) raises ``TelemetryError``."""
+        k = self._cand.get((c.model, c.region))
+        if k is None:
+            raise TelemetryError(f"completion for unknown deployment ({c.model}, {c.region})")
+        mi = int(self.catalog.cand_model_idx[k])
+        di = self.catalog.dataset_idx(c.dataset)
+        if c.correct is not None:
+            if c.correct:
+                self.succ[mi, di] += 1.0
+            else:
+                self.fail[mi, di] += 1.0
+        self.out_n[mi, di] += 1.0
+        self.out_sum[mi, di] += c.output_tokens
+        if c.energy_j is not None:
+            self.energy_meas_j[k] += c.energy_j
+            self.energy_pred_j[k] += self.predicted_energy_j(k, c.input_tokens, c.output_tokens)
+        self.latency[k].add(c.ts_ms, c.latency_ms)
+        self.seq += 1
+
+    def merge(self, other: EstimatorState) -> EstimatorState:
+        """New state = self + other (both built on the same catalog version)."""
+        if other.catalog.version != self.catalog.version or (
+            other.catalog.deployments != self.catalog.deployments
+        ):
+            raise StateError("cannot merge estimators built on different catalogs")
+        out = self.copy()
+        out.succ += other.succ
+        out.fail += other.fail
+        out.out_n += other.out_n
+        out.out_sum += other.out_sum
+        out.energy_meas_j += other.energy_meas_j
+        out.energy_pred_j += other.energy_pred_j
+        for mine, theirs in zip(out.latency, other.latency, strict=True):
+            mine.merge(theirs)
+        out.seq += other.seq
+        return out
+
+    def copy(self) -> EstimatorState:
+        return EstimatorState.from_dict(self.catalog, self.to_dict())
+
+    # --- snapshot ------------------------------------------------------------------------------
+    def snapshot(self, lcb_z: float = 1.645) -> EstimatorSnapshot:
+        cat = self.catalog
+        a = self.prior_a + self.succ
+        b = self.prior_b + self.fail
+        n = a + b
+        mean = np.divide(a, n, out=np.full_like(a, 0.5), where=n > 0)
+        lcb = np.clip(mean - lcb_z * np.sqrt(mean * (1.0 - mean) / (n + 1.0)), 0.0, 1.0)
+        out_tok = (OUTPUT_PRIOR_COUNT * self.out_prior + self.out_sum) / (
+            OUTPUT_PRIOR_COUNT + self.out_n
+        )
+        k = cat.n_candidates
+        ref = np.empty(k)
+        for i in range(k):
+            spec = cat.models[int(cat.cand_model_idx[i])]
+            ref[i] = self.predicted_energy_j(i, REFERENCE_INPUT_TOKENS, spec.output_tokens_for("*"))
+        w0 = ENERGY_PRIOR_REQUESTS * ref
+        scale = (w0 + self.energy_meas_j) / (w0 + self.energy_pred_j)
+        p95 = np.full(k, np.nan)
+        cnt = np.zeros(k)
+        for i, ws in enumerate(self.latency):
+            q, c = ws.quantile(P95)
+            cnt[i] = c
+            if q is not None and c >= LATENCY_MIN_COUNT:
+                p95[i] = q
+        arrays = (mean, lcb, out_tok, scale, p95, cnt)
+        for arr in arrays:
+            arr.flags.writeable = False
+        return EstimatorSnapshot(mean, lcb, lcb_z, out_tok, scale, p95, cnt, self.seq)
+
+    # --- (de)serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "catalog_version": self.catalog.version,
+            "models": list(self.catalog.model_names),
+            "datasets": list(self.catalog.datasets),
+            "deployments": [list(d) for d in self.catalog.deployments],
+            "window_ms": self.window_ms,
+            "n_windows": self.n_windows,
+            "seq": self.seq,
+            "succ": self.succ.tolist(),
+            "fail": self.fail.tolist(),
+            "out_n": self.out_n.tolist(),
+            "out_sum": self.out_sum.tolist(),
+            "energy_meas_j": self.energy_meas_j.tolist(),
+            "energy_pred_j": self.energy_pred_j.tolist(),
+            "latency": [s.to_dict() for s in self.latency],
+        }
+
+    @classmethod
+    def from_dict(cls, catalog: Catalog, d: Mapping[str, Any]) -> EstimatorState:
+        """Rebuild on ``catalog``. Rows are matched by name, so a state saved under an older
+        catalog keeps what still exists and drops what was removed."""
+        try:
+            st = cls(
+                catalog,
+                int(d.get("window_ms", DEFAULT_WINDOW_MS)),
+                int(d.get("n_windows", DEFAULT_N_WINDOWS)),
+            )
+            models = [str(x) for x in d["models"]]
+            datasets = [str(x) for x in d["datasets"]]
+            deps = [(str(m), str(r)) for m, r in d["deployments"]]
+            for name in ("succ", "fail", "out_n", "out_sum"):
+                src = np.asarray(d[name], dtype=np.float64).reshape(len(models), len(datasets))
+                dst = getattr(st, name)
+                for i, mname in enumerate(models):
+                    mi = catalog.model_index.get(mname)
+                    if mi is None:
+                        continue
+                    for j, ds in enumerate(datasets):
+                        dj = catalog.dataset_index.get(ds)
+                        if dj is not None:
+                            dst[mi, dj] = src[i, j]
+            for j, dep in enumerate(deps):
+                k = st._cand.get(dep)
+                if k is None:
+                    continue
+                st.energy_meas_j[k] = float(d["energy_meas_j"][j])
+                st.energy_pred_j[k] = float(d["energy_pred_j"][j])
+                st.latency[k] = WindowedSketch.from_dict(
+                    d["latency"][j], st.window_ms, st.n_windows
+                )
+            st.seq = int(d.get("seq", 0))
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise StateError(f"bad estimator state: {e!r}") from e
+        if (st.succ < 0).any() or (st.fail < 0).any() or not np.isfinite(st.out_sum).all():
+            raise StateError("estimator counts must be finite and >= 0")
+        return st

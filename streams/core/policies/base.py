@@ -1,0 +1,148 @@
+"""The Policy protocol, the name registry and the shared batch engine.
+
+Every policy is ``decide_batch(ctx, tenant_states, requests) -> (new_states, decisions)``:
+
+* ``tenant_states`` maps tenant -> ``TenantState`` (missing tenants start fresh);
+* ``new_states`` holds the updated state of every tenant that appears in ``requests``
+  (the caller merges it into its table);
+* ``decisions[i]`` belongs to ``requests[i]``.
+
+Deciding a batch equals deciding its requests one at a time, threading the states through.
+Ties between candidates break by (model name, region name), so the catalog's candidate order
+never changes a decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from streams.core.context import BoolArray, Estimates, RoutingContext
+from streams.core.decision import Decision, DecisionContext
+from streams.core.errors import PolicyConfigError
+from streams.core.inputs import Request
+from streams.core.tenant import Duals, TenantState, TenantWork
+
+FloatRow = np.ndarray
+
+
+class Policy(Protocol):
+    name: str
+
+    def decide_batch(
+        self,
+        ctx: RoutingContext,
+        tenant_states: Mapping[str, TenantState],
+        requests: Sequence[Request],
+    ) -> tuple[dict[str, TenantState], list[Decision]]: ...
+
+
+_REGISTRY: dict[str, Callable[[], Policy]] = {}
+
+
+def register_policy(name: str, factory: Callable[[], Policy]) -> None:
+    if name in _REGISTRY:
+        raise PolicyConfigError(f"policy {name!r} already registered")
+    _REGISTRY[name] = factory
+
+
+def get_policy(name: str) -> Policy:
+    """The policy registered under ``name`` (raises ``PolicyConfigError`` if unknown)."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise PolicyConfigError(
+            f"unknown policy {name!r}; known: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def policy_names() -> tuple[str, ...]:
+    _ensure_loaded()
+    return tuple(sorted(_REGISTRY))
+
+
+def _ensure_loaded() -> None:
+    # Policies register themselves on import; import lazily to avoid an import cycle.
+    from streams.core.policies import baselines, gar  # noqa: F401
+
+
+def decide(
+    policy: Policy, ctx: RoutingContext, tenant_states: Mapping[str, TenantState],
+    request: Request,
+) -> tuple[dict[str, TenantState], Decision]:
+    """One-at-a-time convenience wrapper around ``decide_batch``."""
+    states, decisions = policy.decide_batch(ctx, tenant_states, [request])
+    return states, decisions[0]
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+class Canon:
+    """Candidate columns in canonical (model, region) name order: ``argmin`` then returns the
+    first minimum in name order, which makes decisions independent of the catalog's order."""
+
+    __slots__ = ("perm",)
+
+    def __init__(self, ctx: RoutingContext) -> None:
+        self.perm = np.argsort(ctx.catalog.cand_rank, kind="stable")
+
+    def argmin(self, values_canon: FloatRow) -> int:
+        return int(self.perm[int(values_canon.argmin())])
+
+
+def fallback_choice(ctx: RoutingContext, est: Estimates, i: int, canon: Canon,
+                    floor_target: float, budget_left_g: float | None,
+                    budget_g: float | None) -> int:
+    """Least normalised violation among eligible candidates; ties -> least CO2 -> names.
+
+    violation_k = max(0, F - acc_k) / F + max(0, lat_k - cap') / cap'
+                  [+ max(0, co2_k - budget_left) / B  when the budget is hard]
+    """
+    cfg = ctx.config
+    perm = canon.perm
+    acc = est.accuracy[i, perm]
+    lat = est.latency_ms[i, perm]
+    co2 = est.co2_g[i, perm]
+    cap = float(est.latency_cap_ms[i]) * (1.0 - cfg.slo_margin)
+    f = max(floor_target, 1e-9)
+    v = np.maximum(0.0, floor_target - acc) / f + np.maximum(0.0, lat - cap) / cap
+    if budget_left_g is not None and budget_g is not None:
+        v = v + np.maximum(0.0, co2 - budget_left_g) / budget_g
+    v = np.where(est.eligible[i, perm], v, np.inf)
+    best = v.min()
+    return canon.argmin(np.where(v <= best, co2, np.inf))
+
+
+StepFn = Callable[[int, Request, TenantWork, bool, "float | None"],
+                  tuple[int, str, BoolArray, Duals, Duals]]
+
+
+def run_batch(
+    policy_name: str,
+    ctx: RoutingContext,
+    est: Estimates,
+    tenant_states: Mapping[str, TenantState],
+    step: StepFn,
+) -> tuple[dict[str, TenantState], list[Decision]]:
+    """Thread tenant state through ``step`` request by request (event-time windows)."""
+    cfg = ctx.config
+    shared = DecisionContext(policy_name, ctx, est)
+    works: dict[str, TenantWork] = {}
+    out: list[Decision] = []
+    co2 = est.co2_g
+    bucket_ms, n_buckets = cfg.bucket_ms, cfg.budget_buckets
+    for i, req in enumerate(est.requests):
+        w = works.get(req.tenant)
+        if w is None:
+            st = tenant_states.get(req.tenant) or TenantState(req.tenant)
+            w = works[req.tenant] = TenantWork(st, bucket_ms, n_buckets)
+        in_win = w.advance(req.ts_ms)
+        spend0, count0 = w.spend_g, w.count
+        budget = cfg.budget_for(req.tenant)
+        k, reason, feas, before, after = step(i, req, w, in_win, budget)
+        w.charge(req.ts_ms, float(co2[i, k]), in_win)
+        out.append(Decision(shared, i, k, reason, feas, before, after, budget, spend0, count0,
+                            w.seq))
+    return {t: w.freeze() for t, w in works.items()}, out

@@ -1,0 +1,199 @@
+"""Versioned policy configuration and the three mode presets (strict, balanced, green).
+
+Every number that changes a decision lives here, so a decision record's ``policy_version``
+plus this object (published on the compacted ``policy`` topic) re-derives the decision.
+See docs/routing.md for the meaning of each field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from streams.core.errors import PolicyConfigError
+
+Mode = Literal["strict", "balanced", "green"]
+MODES: tuple[Mode, ...] = ("strict", "balanced", "green")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    version: str = "1"
+    mode: Mode = "balanced"
+
+    # --- accuracy floors ---------------------------------------------------------------------
+    floors: Mapping[str, float] = field(default_factory=dict)
+    """Explicit minimum floor F_min per dataset."""
+    default_floor: float = 0.0
+    """F_min for datasets without an explicit floor."""
+    adaptive_floor_alpha: float | None = 0.95
+    """Adaptive rule: F_d = max(F_min_d, alpha * best estimated accuracy on d). None = off."""
+    floor_hard: bool = False
+    """Per-request hard filter: scoring accuracy >= F_d + floor_margin (strict)."""
+    floor_margin: float = 0.0
+    """Safety margin added to F_d in hard filters and in the mu target."""
+    max_accuracy_loss: float = 0.10
+    """Soft floors: per-request hard filter scoring accuracy >= F_d - max_accuracy_loss."""
+    use_lcb: bool = False
+    """Score accuracy with the Beta lower confidence bound instead of the posterior mean."""
+    lcb_z: float = 1.645
+
+    # --- latency -----------------------------------------------------------------------------
+    latency_slo_ms: float = 5_000.0
+    """p95 SLO L. Candidates with estimated p95 > L*(1 - slo_margin) are filtered (hard)."""
+    slo_margin: float = 0.0
+    latency_target_ratio: float = 0.8
+    """nu keeps the mean normalised latency of choices <= this fraction of the SLO."""
+
+    # --- carbon budgets ----------------------------------------------------------------------
+    budgets_g: Mapping[str, float] = field(default_factory=dict)
+    """Per-tenant budget B (g CO2) per rolling window."""
+    default_budget_g: float | None = None
+    """Budget of tenants not in budgets_g. None = unlimited (lambda stays 0)."""
+    budget_window_ms: int = 3_600_000
+    budget_buckets: int = 60
+    """The rolling window is kept as this many event-time buckets (width = window/buckets)."""
+    budget_hard: bool = False
+    """Filter candidates whose CO2 exceeds the budget left in the window (green)."""
+
+    # --- duals -------------------------------------------------------------------------------
+    eta_lambda: float = 0.05
+    eta_mu: float = 0.5
+    eta_nu: float = 0.05
+    lambda_max: float = 100.0
+    mu_max: float = 100.0
+    nu_max: float = 100.0
+    mu_init: float = 0.0
+    carbon_ref_g: float | None = None
+    """Carbon normaliser c_ref (g). None = derived from the catalog (see RoutingContext)."""
+
+    # --- intensity -----------------------------------------------------------------------------
+    intensity_max_age_ms: int = 2 * 3_600_000
+    stale_intensity_g_per_kwh: float = 800.0
+
+    # --- variants ------------------------------------------------------------------------------
+    eps: float = 0.02
+    """gar-eps: candidates within eps of the best accuracy."""
+    seed: int = 0
+    """random baseline: seed mixed with the request id."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise PolicyConfigError(f"unknown mode {self.mode!r}; expected one of {MODES}")
+        if not isinstance(self.version, str) or not self.version:
+            raise PolicyConfigError("version must be a non-empty string")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise PolicyConfigError(f"{f.name} must be finite")
+        for name, v in (("default_floor", self.default_floor), *self.floors.items()):
+            if not 0.0 <= v <= 1.0:
+                raise PolicyConfigError(f"floor {name}={v} not in [0, 1]")
+        a = self.adaptive_floor_alpha
+        if a is not None and not 0.0 <= a <= 1.0:
+            raise PolicyConfigError("adaptive_floor_alpha must be in [0, 1]")
+        for name in (
+            "floor_margin",
+            "max_accuracy_loss",
+            "slo_margin",
+            "lcb_z",
+            "eta_lambda",
+            "eta_mu",
+            "eta_nu",
+            "lambda_max",
+            "mu_max",
+            "nu_max",
+            "mu_init",
+            "eps",
+            "stale_intensity_g_per_kwh",
+        ):
+            if getattr(self, name) < 0:
+                raise PolicyConfigError(f"{name} must be >= 0")
+        if self.latency_slo_ms <= 0 or self.latency_target_ratio <= 0:
+            raise PolicyConfigError("latency_slo_ms and latency_target_ratio must be > 0")
+        if self.slo_margin >= 1:
+            raise PolicyConfigError("slo_margin must be < 1")
+        if self.budget_window_ms <= 0 or self.budget_buckets <= 0:
+            raise PolicyConfigError("budget_window_ms and budget_buckets must be > 0")
+        if self.budget_window_ms % self.budget_buckets:
+            raise PolicyConfigError("budget_window_ms must be a multiple of budget_buckets")
+        for t, b in self.budgets_g.items():
+            if not (math.isfinite(b) and b > 0):
+                raise PolicyConfigError(f"budget of tenant {t!r} must be > 0")
+        if self.default_budget_g is not None and not self.default_budget_g > 0:
+            raise PolicyConfigError("default_budget_g must be > 0 or None")
+        if self.carbon_ref_g is not None and not self.carbon_ref_g > 0:
+            raise PolicyConfigError("carbon_ref_g must be > 0 or None")
+        if self.intensity_max_age_ms <= 0:
+            raise PolicyConfigError("intensity_max_age_ms must be > 0")
+
+    @property
+    def bucket_ms(self) -> int:
+        return self.budget_window_ms // self.budget_buckets
+
+    def budget_for(self, tenant: str) -> float | None:
+        return self.budgets_g.get(tenant, self.default_budget_g)
+
+    def floor_min_for(self, dataset: str) -> float:
+        return self.floors.get(dataset, self.default_floor)
+
+    @classmethod
+    def preset(cls, mode: Mode, **overrides: Any) -> PolicyConfig:
+        """Mode presets. ``overrides`` replace any field (e.g. budgets, version)."""
+        if mode not in MODES:
+            raise PolicyConfigError(f"unknown mode {mode!r}; expected one of {MODES}")
+        base: dict[str, Any] = {
+            # Floors and SLO hard with safety margins, LCB scoring; budget soft (lambda only).
+            "strict": {
+                "floor_hard": True,
+                "floor_margin": 0.01,
+                "use_lcb": True,
+                "slo_margin": 0.1,
+                "budget_hard": False,
+                "max_accuracy_loss": 0.0,
+            },
+            # Floors met on average by mu (per request at most 10 points below), SLO hard,
+            # budget soft (lambda).
+            "balanced": {
+                "floor_hard": False,
+                "floor_margin": 0.005,
+                "use_lcb": False,
+                "slo_margin": 0.0,
+                "budget_hard": False,
+                "max_accuracy_loss": 0.10,
+            },
+            # Budget hard; floors soft within a stated maximum loss of 5 points per request.
+            "green": {
+                "floor_hard": False,
+                "floor_margin": 0.0,
+                "use_lcb": False,
+                "slo_margin": 0.0,
+                "budget_hard": True,
+                "max_accuracy_loss": 0.05,
+            },
+        }[mode]
+        base["mode"] = mode
+        base.update(overrides)
+        return cls(**base)
+
+    def with_(self, **changes: Any) -> PolicyConfig:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["floors"] = dict(self.floors)
+        d["budgets_g"] = dict(self.budgets_g)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PolicyConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise PolicyConfigError(f"unknown policy config fields {sorted(unknown)}")
+        try:
+            return cls(**dict(d))
+        except TypeError as e:
+            raise PolicyConfigError(str(e)) from e
