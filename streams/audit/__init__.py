@@ -1,0 +1,1 @@
+"""``gar audit``: replay the decisions topic, re-derive, check dual chains, summarise."""
