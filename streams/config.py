@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     dev: DevSettings = Field(default_factory=DevSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
 
 def load_settings() -> Settings:

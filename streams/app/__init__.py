@@ -1,0 +1,1 @@
+"""The stream-processing control plane: Faust app, agents, tables, dispatch, dedupe, topics."""

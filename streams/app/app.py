@@ -1,0 +1,311 @@
+"""The Faust app: topics, tables and the four agents, wired from one Settings object.
+
+Agents are thin (parse -> core -> state -> send); the work is in ``Router`` (requests),
+``Views`` (replicated read state) and the batched ``BatchSink``. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+
+from streams.app.catalog import load_catalog
+from streams.app.dedupe import DedupeIndex
+from streams.app.kafka import faust_broker_url
+from streams.app.records import dead_letter_bytes
+from streams.app.recovery import DecisionTail
+from streams.app.router import RawMessage, Router, tenant_map
+from streams.app.sink import BatchSink
+from streams.app.topics import (
+    DEDUPE_TABLE,
+    ESTIMATOR_TABLE,
+    INTENSITY_TABLE,
+    POLICY_TABLE,
+    TENANT_TABLE,
+    TopicLayout,
+    changelog_topic_name,
+)
+from streams.app.views import GLOBAL_SCOPE, Views, zone_history_bytes
+from streams.config import Settings
+from streams.core.catalog import Catalog
+from streams.core.errors import CoreError
+from streams.core.intensity import MAX_HISTORY_READINGS, IntensityReading
+from streams.core.policies.base import get_policy
+from streams.core.policy_config import PolicyConfig
+from streams.ingress.completions import parse_completion
+from streams.ingress.context import IngressContext
+from streams.ingress.intensity import parse_intensity_many
+from streams.ingress.policy import parse_policy
+from streams.ingress.rejected import Reason, Rejected, Stage
+
+log = logging.getLogger(__name__)
+
+RAW: dict[str, Any] = {
+    "key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"
+}
+
+
+@dataclass(slots=True)
+class Counters:
+    """Cumulative per-process counters (logged, exported by the metrics writer)."""
+
+    completions: int = 0
+    intensity_readings: int = 0
+    policy_updates: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    recovered_decisions: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RouterApp:
+    settings: Settings
+    catalog: Catalog
+    layout: TopicLayout
+    app: faust.App
+    router: Router
+    views: Views
+    tables: dict[str, Any]
+    counters: Counters
+
+
+def events_to_raw(events: Sequence[Any]) -> list[RawMessage]:
+    out = []
+    for ev in events:
+        m = ev.message
+        ts = m.timestamp
+        out.append(RawMessage(m.topic, m.partition, m.offset,
+                              None if ts is None else int(ts * 1000), m.key, m.value))
+    return out
+
+
+def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
+    catalog = catalog or load_catalog(settings)
+    layout = TopicLayout.from_settings(settings, catalog.model_names)
+    w = settings.worker
+    app = faust.App(
+        settings.app_id,
+        broker=faust_broker_url(settings.kafka),
+        store=w.store,
+        topic_partitions=layout.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        web_enabled=w.web_enabled,
+        broker_session_timeout=settings.kafka.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.kafka.heartbeat_interval_ms / 1000,
+        broker_commit_interval=1.0,
+        producer_max_batch_size=1_000_000,
+        producer_linger_ms=1,
+        stream_buffer_maxsize=max(4 * w.batch_max, 4096),
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+    )
+    requests_topic = app.topic(layout.requests, **RAW)
+    completions_topic = app.topic(layout.completions, **RAW)
+    intensity_topic = app.topic(layout.carbon_intensity, **RAW)
+    policy_topic = app.topic(layout.policy, **RAW)
+
+    raw_tbl: dict[str, Any] = {"key_type": bytes, "value_type": bytes}  # -> "raw" serializers
+    tenant_tbl = app.Table(TENANT_TABLE, partitions=layout.partitions, **raw_tbl)
+    dedupe_tbl = app.Table(DEDUPE_TABLE, partitions=layout.partitions, **raw_tbl)
+    # GlobalTables: one partition (Faust's workaround for recovery loops with several workers).
+    glob: dict[str, Any] = {"partitions": 1, "recovery_buffer_size": 1, **raw_tbl}
+    intensity_tbl = app.GlobalTable(INTENSITY_TABLE, **glob)
+    policy_tbl = app.GlobalTable(POLICY_TABLE, **glob)
+    estimator_tbl = app.GlobalTable(ESTIMATOR_TABLE, **glob)
+    changelog = {n: changelog_topic_name(settings, n) for n in
+                 (TENANT_TABLE, DEDUPE_TABLE, INTENSITY_TABLE, POLICY_TABLE, ESTIMATOR_TABLE)}
+
+    views = Views(catalog, PolicyConfig(), w.policy, intensity_tbl.data, policy_tbl.data,
+                  estimator_tbl.data)
+    ingress = IngressContext.from_catalog(catalog)
+    tenants = tenant_map(tenant_tbl.data, changelog[TENANT_TABLE])
+    dedupe = DedupeIndex(dedupe_tbl.data, changelog[DEDUPE_TABLE], w.dedupe_window_ms,
+                         w.dedupe_max_per_partition)
+    router = Router(catalog, layout, get_policy(w.policy), tenants, dedupe, ingress)
+    counters = Counters()
+    tail = DecisionTail(settings.kafka)
+    scanned: set[int] = set()
+    state = {"est_refreshed": 0.0, "est_published": 0.0}
+    policies: dict[str, Any] = {}
+
+    def producer_sink() -> BatchSink:
+        return BatchSink(app.producer._ensure_producer())  # type: ignore[attr-defined]
+
+    def policy_for(name: str) -> Any:
+        if name not in policies:
+            policies[name] = get_policy(name)
+        return policies[name]
+
+    async def ensure_recovered(partitions: set[int]) -> None:
+        """Once per partition per assignment: find decisions newer than the checkpoint."""
+        for p in sorted(partitions - scanned):
+            wm = dedupe.watermark(p)
+            if wm is None:
+                # First time this app sees the partition: anchor the watermark durably before
+                # any decision of ours can be written to it.
+                end = await tail.end_offset(layout.decisions, p)
+                dedupe.set_watermark(p, end)
+                sink = producer_sink()
+                dedupe.checkpoint(sink)
+                await sink.flush()
+            else:
+                found, end = await tail.scan(layout.decisions, p, wm)
+                router.recovered.update(found)
+                counters.recovered_decisions += len(found)
+                if found:
+                    log.warning("partition %d: %d decisions after checkpoint %d (recovered)",
+                                p, len(found), wm)
+            scanned.add(p)
+
+    @app.agent(requests_topic, name="route")
+    async def route(stream: Any) -> None:
+        async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
+            msgs = events_to_raw(events)
+            await ensure_recovered({m.partition for m in msgs})
+            now = time.monotonic()
+            refresh = now - state["est_refreshed"] >= w.estimator_publish_interval_ms / 1000
+            ctx = views.context(refresh_estimators=refresh)
+            if refresh:
+                state["est_refreshed"] = now
+            router.policy = policy_for(views.policy_name)
+            first, second, third = producer_sink(), producer_sink(), producer_sink()
+            router.route_batch(ctx, msgs, first, second)
+            offsets = await first.flush()  # decisions (and dead letters) are durable ...
+            await second.flush()  # ... before their dispatch records
+            for (topic, p), nxt in offsets.items():
+                if topic == layout.decisions:
+                    dedupe.set_watermark(p, nxt)
+            tenants.checkpoint(third)
+            dedupe.checkpoint(third)
+            await third.flush()  # the checkpoint is durable before offsets are committed
+            counters.batches += 1
+
+    @app.agent(completions_topic, name="completions")
+    async def completions(stream: Any) -> None:
+        async for events in stream.take_events(w.batch_max, within=max(w.batch_within_s, 0.1)):
+            sink = producer_sink()
+            now_ms = int(time.time() * 1000)
+            touched: set[int] = set()
+            for msg in events_to_raw(events):
+                parsed = parse_completion(msg.value, ingress, msg.source)
+                if not isinstance(parsed, Rejected):
+                    try:
+                        views.estimator_for(msg.partition).observe(parsed)
+                    except CoreError as exc:
+                        parsed = Rejected("completion", Stage.CATALOG, Reason.UNKNOWN_MODEL,
+                                          str(exc), msg.value or b"", msg.source, None,
+                                          parsed.request_id, parsed.tenant)
+                if isinstance(parsed, Rejected):
+                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(parsed, now_ms),
+                             partition=msg.partition)
+                    counters.dead_letters += 1
+                    continue
+                touched.add(msg.partition)
+                counters.completions += 1
+            if touched:
+                views.mark_estimators_dirty()
+            now = time.monotonic()
+            if now - state["est_published"] >= w.estimator_publish_interval_ms / 1000:
+                publish_estimators(sink)
+                state["est_published"] = now
+            await sink.flush()
+
+    def publish_estimators(sink: BatchSink) -> None:
+        """Snapshot every locally owned partition's estimator to the compacted GlobalTable."""
+        for p, est in views.local_estimators.items():
+            key = b"p%d" % p
+            value = orjson.dumps(est.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+            estimator_tbl.data[key] = value
+            sink.add(changelog[ESTIMATOR_TABLE], key, value, partition=0)
+
+    @app.agent(intensity_topic, name="intensity")
+    async def intensity(stream: Any) -> None:
+        async for events in stream.take_events(w.batch_max, within=max(w.batch_within_s, 0.1)):
+            sink = producer_sink()
+            now_ms = int(time.time() * 1000)
+            histories: dict[str, list[IntensityReading]] = {}
+            for msg in events_to_raw(events):
+                parsed = parse_intensity_many(msg.value, ingress, msg.source)
+                if isinstance(parsed, Rejected):
+                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(parsed, now_ms),
+                             partition=0)
+                    counters.dead_letters += 1
+                    continue
+                for reading in parsed:
+                    hist = histories.get(reading.zone)
+                    if hist is None:
+                        hist = histories[reading.zone] = list(views.zone_history(reading.zone))
+                    hist.append(reading)
+                    counters.intensity_readings += 1
+            for zone, hist in histories.items():
+                newest = max(r.ts_ms for r in hist)
+                keep = sorted((r for r in hist if newest - r.ts_ms <= 24 * 3_600_000),
+                              key=lambda r: r.ts_ms)[-MAX_HISTORY_READINGS:]
+                value = zone_history_bytes(tuple(keep))
+                intensity_tbl.data[zone.encode()] = value
+                sink.add(changelog[INTENSITY_TABLE], zone.encode(), value, partition=0)
+            await sink.flush()
+
+    @app.agent(policy_topic, name="policy")
+    async def policy(stream: Any) -> None:
+        async for events in stream.take_events(100, within=0.1):
+            sink = producer_sink()
+            now_ms = int(time.time() * 1000)
+            for msg in events_to_raw(events):
+                parsed = parse_policy(msg.value, ingress, msg.source)
+                if isinstance(parsed, Rejected):
+                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(parsed, now_ms),
+                             partition=0)
+                    counters.dead_letters += 1
+                    continue
+                name = parsed.policy_name or w.policy
+                try:
+                    policy_for(name)
+                except CoreError as exc:
+                    rej = Rejected("policy", Stage.VALIDATE, Reason.OUT_OF_RANGE, str(exc),
+                                   msg.value or b"", msg.source, "policy_name")
+                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(rej, now_ms),
+                             partition=0)
+                    counters.dead_letters += 1
+                    continue
+                value = orjson.dumps({
+                    "config": parsed.config.to_dict(), "policy_name": name,
+                    "source_offset": parsed.source_offset, "issued_at_ms": parsed.issued_at_ms,
+                })
+                policy_tbl.data[GLOBAL_SCOPE] = value
+                sink.add(changelog[POLICY_TABLE], GLOBAL_SCOPE, value, partition=0)
+                counters.policy_updates += 1
+            await sink.flush()
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        # Partitions may move: drop caches; the tables (recovered from changelogs) are the truth.
+        tenants.invalidate()
+        dedupe.reset()
+        router.recovered.clear()
+        scanned.clear()
+        views.drop_local()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def quiet_root_logger() -> None:
+        # `-l warn` leaves the root logger at DEBUG; resetting it is worth 9-34% (design notes).
+        logging.getLogger().setLevel(getattr(logging, w.log_level.upper(), logging.WARNING))
+
+    @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
+    async def report() -> None:
+        t = router.totals
+        log.info("routed=%d decided=%d dead=%d dup=%d completions=%d batches=%d",
+                 t.messages, t.decided, t.dead_lettered, t.duplicates, counters.completions,
+                 counters.batches)
+
+    tables = {TENANT_TABLE: tenant_tbl, DEDUPE_TABLE: dedupe_tbl, INTENSITY_TABLE: intensity_tbl,
+              POLICY_TABLE: policy_tbl, ESTIMATOR_TABLE: estimator_tbl}
+    _ = (route, completions, intensity, policy, on_revoked, quiet_root_logger, report)
+    return RouterApp(settings, catalog, layout, app, router, views, tables, counters)

@@ -1,0 +1,104 @@
+"""Request-id dedupe index, stored in a table co-partitioned with requests.
+
+Entries: ``r:<request_id> -> [partition, ts_ms]`` (the request's source partition and event
+time); per-partition watermarks ``w:<partition> -> next offset of the decisions partition`` as of
+the last durable checkpoint. The guarantee built on them is described in
+``docs/architecture.md`` ("Dedupe"): a request id gets at most one decision record, ever.
+
+Memory is bounded: per partition, ids older than ``window_ms`` of event time behind the newest
+id, or beyond ``max_per_partition``, are evicted (tombstoned in the changelog).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import MutableMapping
+
+import orjson
+
+from streams.app.checkpoint import REQUEST_KEY, WATERMARK_KEY
+from streams.app.sink import BatchSink
+
+
+class DedupeIndex:
+    def __init__(
+        self,
+        store: MutableMapping[bytes, bytes],
+        changelog_topic: str,
+        window_ms: int,
+        max_per_partition: int,
+    ) -> None:
+        self._store = store
+        self._topic = changelog_topic
+        self._window_ms = window_ms
+        self._max = max_per_partition
+        self._new: list[tuple[bytes, bytes, int]] = []
+        self._order: dict[int, deque[tuple[int, bytes]]] = defaultdict(deque)
+        self._newest_ts: dict[int, int] = defaultdict(lambda: -1)
+        self._watermarks: dict[int, int] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        """Rebuild the eviction order from the (recovered) table store."""
+        entries = []
+        for key, value in list(self._store.items()):
+            if key.startswith(REQUEST_KEY):
+                partition, ts_ms = orjson.loads(value)
+                entries.append((int(ts_ms), int(partition), key))
+        for ts_ms, partition, key in sorted(entries):
+            self._order[partition].append((ts_ms, key))
+            self._newest_ts[partition] = max(self._newest_ts[partition], ts_ms)
+        self._loaded = True
+
+    def reset(self) -> None:
+        """After a rebalance: forget in-memory order; the table store is the truth."""
+        self._order.clear()
+        self._newest_ts.clear()
+        self._watermarks.clear()
+        self._loaded = False
+
+    def seen(self, request_id: str) -> bool:
+        if not self._loaded:
+            self._load()
+        return REQUEST_KEY + request_id.encode() in self._store
+
+    def add(self, request_id: str, partition: int, ts_ms: int) -> None:
+        key = REQUEST_KEY + request_id.encode()
+        value = orjson.dumps([partition, ts_ms])
+        self._store[key] = value
+        self._new.append((key, value, partition))
+        self._order[partition].append((ts_ms, key))
+        if ts_ms > self._newest_ts[partition]:
+            self._newest_ts[partition] = ts_ms
+
+    def watermark(self, partition: int) -> int | None:
+        if partition in self._watermarks:
+            return self._watermarks[partition]
+        raw = self._store.get(WATERMARK_KEY + str(partition).encode())
+        return None if raw is None else int(raw)
+
+    def set_watermark(self, partition: int, next_offset: int) -> None:
+        self._watermarks[partition] = next_offset
+
+    def checkpoint(self, sink: BatchSink) -> int:
+        """Queue new ids, evictions (tombstones) and watermarks; returns records queued."""
+        n = 0
+        for key, value, partition in self._new:
+            sink.add(self._topic, key, value, partition=partition)
+            n += 1
+        self._new.clear()
+        for partition, order in self._order.items():
+            horizon = self._newest_ts[partition] - self._window_ms
+            while order and (len(order) > self._max or order[0][0] < horizon):
+                _, key = order.popleft()
+                if self._store.pop(key, None) is not None:
+                    sink.add(self._topic, key, None, partition=partition)
+                    n += 1
+        for partition, next_offset in self._watermarks.items():
+            key = WATERMARK_KEY + str(partition).encode()
+            value = str(next_offset).encode()
+            if self._store.get(key) != value:
+                self._store[key] = value
+                sink.add(self._topic, key, value, partition=partition)
+                n += 1
+        return n

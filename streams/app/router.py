@@ -1,0 +1,189 @@
+"""The router's imperative shell, without Faust: raw request bytes in, output records out.
+
+``Router.route_batch`` is what the Faust agent calls for every ``stream.take_events`` batch:
+parse each message, drop re-deliveries (dedupe index), call the core's ``decide_batch`` once for
+the whole batch, and queue decision / dispatch / dead-letter records. State changes (tenant
+duals and budgets, dedupe ids) are held in memory and written as changelog records only at
+``checkpoint`` (once per batch), see ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.app.checkpoint import TENANT_KEY, CheckpointedMap
+from streams.app.dedupe import DedupeIndex
+from streams.app.records import dead_letter_bytes, decision_bytes, dispatch_bytes
+from streams.app.sink import BatchSink
+from streams.app.topics import TopicLayout
+from streams.core.catalog import Catalog
+from streams.core.context import RoutingContext
+from streams.core.inputs import Request
+from streams.core.tenant import TenantState
+from streams.ingress.context import IngressContext
+from streams.ingress.rejected import Reason, Rejected, Source, Stage
+from streams.ingress.requests import parse_request
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One consumed Kafka record (what a Faust event carries, minus Faust)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def source(self) -> Source:
+        return Source(self.topic, self.partition, self.offset, self.timestamp_ms, self.key)
+
+
+@dataclass(slots=True)
+class BatchStats:
+    messages: int = 0
+    decided: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    redispatched: int = 0
+    decisions_per_model: dict[str, int] = field(default_factory=dict)
+
+
+def encode_tenant(st: TenantState) -> bytes:
+    return orjson.dumps(st.to_dict())
+
+
+def decode_tenant(raw: bytes) -> TenantState:
+    return TenantState.from_dict(orjson.loads(raw))
+
+
+class Router:
+    """Routes batches; owns the hot (in-memory) tenant state and dedupe index."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        layout: TopicLayout,
+        policy: Any,
+        tenants: CheckpointedMap[TenantState],
+        dedupe: DedupeIndex,
+        ingress: IngressContext | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.layout = layout
+        self.policy = policy
+        self.tenants = tenants
+        self.dedupe = dedupe
+        self.ingress = ingress or IngressContext.from_catalog(catalog)
+        # Decisions already on the decisions topic but not yet in a durable checkpoint (found by
+        # the recovery scan after a crash): request id -> decision record.
+        self.recovered: dict[str, dict[str, Any]] = {}
+        self.totals = BatchStats()
+
+    def route_batch(
+        self, ctx: RoutingContext, batch: Sequence[RawMessage], sink: BatchSink,
+        dispatch_sink: BatchSink,
+    ) -> BatchStats:
+        """Queue decisions and dead letters into ``sink`` and dispatch records into
+        ``dispatch_sink``; the caller flushes ``sink`` before ``dispatch_sink`` so that a
+        dispatch on the wire always has its decision on the wire."""
+        stats = BatchStats(messages=len(batch))
+        now_ms = int(time.time() * 1000)
+        todo: list[tuple[Request, RawMessage]] = []
+        for msg in batch:
+            parsed = parse_request(msg.value, self.ingress, msg.source)
+            if isinstance(parsed, Rejected):
+                self._dead_letter(sink, parsed, msg, now_ms, stats)
+                continue
+            rid = parsed.request_id
+            if self.dedupe.seen(rid):
+                stats.duplicates += 1
+                continue
+            done = self.recovered.pop(rid, None)
+            if done is not None:
+                # Decided before a crash, checkpoint lost: re-emit its dispatch, not a new decision.
+                self._dispatch(dispatch_sink, parsed, done)
+                self.dedupe.add(rid, msg.partition, parsed.ts_ms)
+                stats.redispatched += 1
+                continue
+            why = ctx.validate(parsed)
+            if why is not None:
+                rej = Rejected("request", Stage.ROUTE, Reason.NO_CANDIDATE, why,
+                               msg.value or b"", msg.source, None, rid, parsed.tenant)
+                self._dead_letter(sink, rej, msg, now_ms, stats)
+                self.dedupe.add(rid, msg.partition, parsed.ts_ms)
+                continue
+            self.dedupe.add(rid, msg.partition, parsed.ts_ms)
+            todo.append((parsed, msg))
+        if todo:
+            self._decide(ctx, todo, sink, dispatch_sink, stats)
+        self._accumulate(stats)
+        return stats
+
+    def _decide(
+        self,
+        ctx: RoutingContext,
+        todo: list[tuple[Request, RawMessage]],
+        sink: BatchSink,
+        dispatch_sink: BatchSink,
+        stats: BatchStats,
+    ) -> None:
+        partition_of: dict[str, int] = {}
+        states: dict[str, TenantState] = {}
+        for req, msg in todo:
+            partition_of[req.tenant] = msg.partition
+            if req.tenant not in states:
+                states[req.tenant] = self.tenants.get(req.tenant) or TenantState(req.tenant)
+        requests = [r for r, _ in todo]
+        new_states, decisions = self.policy.decide_batch(ctx, states, requests)
+        for tenant, st in _as_mapping(new_states).items():
+            self.tenants.put(tenant, st, partition_of[tenant])
+        for (req, msg), dec in zip(todo, decisions, strict=True):
+            record = dec.to_record()
+            sink.add(self.layout.decisions, req.tenant.encode(),
+                     decision_bytes(record, msg.source), partition=msg.partition,
+                     ts_ms=req.ts_ms)
+            self._dispatch(dispatch_sink, req, record)
+            model = str(record["model"])
+            stats.decisions_per_model[model] = stats.decisions_per_model.get(model, 0) + 1
+            stats.decided += 1
+
+    def _dispatch(self, sink: BatchSink, req: Request, record: Mapping[str, Any]) -> None:
+        topic = self.layout.dispatch[str(record["model"])]
+        sink.add(topic, req.request_id.encode(), dispatch_bytes(req, dict(record)),
+                 ts_ms=req.ts_ms)
+
+    def _dead_letter(
+        self, sink: BatchSink, rej: Rejected, msg: RawMessage, now_ms: int, stats: BatchStats
+    ) -> None:
+        key = rej.request_id.encode() if rej.request_id else msg.key
+        sink.add(self.layout.dead_letter, key, dead_letter_bytes(rej, now_ms),
+                 partition=msg.partition)
+        stats.dead_lettered += 1
+
+    def _accumulate(self, s: BatchStats) -> None:
+        t = self.totals
+        t.messages += s.messages
+        t.decided += s.decided
+        t.dead_lettered += s.dead_lettered
+        t.duplicates += s.duplicates
+        t.redispatched += s.redispatched
+        for m, n in s.decisions_per_model.items():
+            t.decisions_per_model[m] = t.decisions_per_model.get(m, 0) + n
+
+
+def _as_mapping(states: Any) -> Mapping[str, TenantState]:
+    if isinstance(states, Mapping):
+        return states
+    return {st.tenant: st for st in states}
+
+
+def tenant_map(store: Any, changelog_topic: str) -> CheckpointedMap[TenantState]:
+    return CheckpointedMap(store, changelog_topic, encode_tenant, decode_tenant, TENANT_KEY)

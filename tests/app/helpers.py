@@ -1,0 +1,155 @@
+"""Helpers for the app's integration tests: a small catalog, worker subprocesses, topic reads."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.config import Settings
+
+SMALL_CATALOG: dict[str, Any] = {
+    "format": "gar-catalog/1",
+    "version": "test.1",
+    "models": [
+        {"name": "small-8b", "params_b": 8.0, "energy_per_input_token_j": 0.02,
+         "energy_per_output_token_j": 0.25, "ttft_ms": 100.0, "itl_ms": 15.0,
+         "default_output_tokens": {"gsm8k": 180.0},
+         "correctness_prior": {"gsm8k": {"mean": 0.80, "strength": 50.0}}},
+        {"name": "large-70b", "params_b": 70.0, "energy_per_input_token_j": 0.15,
+         "energy_per_output_token_j": 1.8, "ttft_ms": 250.0, "itl_ms": 30.0,
+         "default_output_tokens": {"gsm8k": 200.0},
+         "correctness_prior": {"gsm8k": {"mean": 0.94, "strength": 50.0}}},
+    ],
+    "regions": [
+        {"name": "eu-north", "zone": "GB", "pue": 1.1, "rtt_ms": {"eu": 20.0, "us": 90.0}},
+        {"name": "us-east", "zone": "US-MIDA-PJM", "pue": 1.3,
+         "rtt_ms": {"eu": 90.0, "us": 15.0}},
+    ],
+}
+
+
+def write_catalog(path: Path) -> Path:
+    path.write_bytes(orjson.dumps(SMALL_CATALOG))
+    return path
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes a child ``gar`` process build the same Settings."""
+    env = dict(os.environ)
+    env["GAR_APP_ID"] = settings.app_id
+    flat = {
+        "KAFKA": settings.kafka.model_dump(exclude_none=True),
+        "TOPICS": settings.topics.model_dump(),
+        "WORKER": settings.worker.model_dump(exclude_none=True),
+    }
+    for section, values in flat.items():
+        for k, v in values.items():
+            if isinstance(v, dict | list) or k.startswith("sasl_password"):
+                continue
+            env[f"GAR_{section}__{k.upper()}"] = str(v)
+    env["GAR_INFLUX__ENABLED"] = "false"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class WorkerProc:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_worker(settings: Settings, log_path: Path, loglevel: str = "info") -> WorkerProc:
+    gar = Path(sys.executable).with_name("gar")
+    out = log_path.open("wb")
+    proc = subprocess.Popen(
+        [str(gar), "worker", "--loglevel", loglevel],
+        env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT,
+    )
+    return WorkerProc(proc, log_path)
+
+
+async def produce(settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    n = 0
+    try:
+        futs = []
+        for key, value in items:
+            futs.append(await producer.send(topic, value=value, key=key))
+            n += 1
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+    return n
+
+
+async def read_all(settings: Settings, topics: list[str], until: Any, timeout_s: float) -> dict[str, list[Any]]:
+    """Read every record of ``topics`` from the start until ``until(records)`` or timeout."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    out: dict[str, list[Any]] = {t: [] for t in topics}
+    try:
+        tps = []
+        for t in topics:
+            parts = await _partitions(consumer, t)
+            tps.extend(TopicPartition(t, p) for p in parts)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for tp, msgs in batches.items():
+                out[tp.topic].extend(msgs)
+            if until(out):
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"no metadata for {topic}")
+
+
+def request_bytes(i: int, tenant: str, ts_ms: int, **extra: Any) -> bytes:
+    return orjson.dumps({
+        "schema_version": 1, "request_id": f"req-{i:06d}", "tenant": tenant,
+        "dataset": "gsm8k", "input_tokens": 120 + i % 50, "output_tokens_est": None,
+        "client_region": "eu" if i % 2 else "us", "ts_ms": ts_ms, **extra,
+    })

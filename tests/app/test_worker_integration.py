@@ -1,0 +1,112 @@
+"""End-to-end tests of ``gar worker`` (subprocesses) against the real local broker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.app.admin import ensure_topics
+from streams.app.topics import TopicLayout, topic_specs
+from streams.config import Settings
+from app.helpers import (
+    SMALL_CATALOG,
+    produce,
+    read_all,
+    request_bytes,
+    start_worker,
+)
+
+pytestmark = pytest.mark.integration
+MODELS = [m["name"] for m in SMALL_CATALOG["models"]]
+T0_MS = 1_672_531_200_000
+
+
+def _settings(settings_factory: Any, catalog_path: Path, **worker: Any) -> Settings:
+    return settings_factory(
+        topics={"partitions": 4},
+        worker={"catalog_path": str(catalog_path), "batch_max": 200, **worker},
+    )
+
+
+def _layout(settings: Settings) -> TopicLayout:
+    return TopicLayout.from_settings(settings, MODELS)
+
+
+def _create(settings: Settings) -> None:
+    asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
+
+
+def _outputs(settings: Settings, expect: int, timeout_s: float = 90.0) -> dict[str, list[Any]]:
+    lay = _layout(settings)
+    topics = [lay.decisions, lay.dead_letter, *lay.dispatch.values()]
+
+    def done(out: dict[str, list[Any]]) -> bool:
+        n_dec = len(out[lay.decisions])
+        n_disp = sum(len(out[t]) for t in lay.dispatch.values())
+        return n_dec + len(out[lay.dead_letter]) >= expect and n_disp >= n_dec
+
+    return asyncio.run(read_all(settings, topics, done, timeout_s))
+
+
+def _valid_and_bad(n_valid: int) -> list[tuple[bytes | None, bytes]]:
+    items: list[tuple[bytes | None, bytes]] = []
+    for i in range(n_valid):
+        tenant = f"tenant-{i % 7}"
+        items.append((tenant.encode(), request_bytes(i, tenant, T0_MS + i * 1000)))
+    return items
+
+
+def test_every_request_is_one_decision_or_one_dead_letter(
+    settings_factory: Any, catalog_path: Path, tmp_path: Path
+) -> None:
+    settings = _settings(settings_factory, catalog_path)
+    _create(settings)
+    lay = _layout(settings)
+    items = _valid_and_bad(300)
+    bad = [
+        (b"t", b"{not json"),  # malformed
+        (b"t", b"x" * 20_000),  # oversized
+        (b"t", orjson.dumps({"schema_version": 1, "request_id": "bad-1", "tenant": "t"})),
+        (b"t", request_bytes(999_001, "t", T0_MS)[:-1] + b',"deny_model":["x"]}'),
+        (b"t", request_bytes(999_002, "t", T0_MS, input_tokens=-5)),
+    ]
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        asyncio.run(produce(settings, lay.requests, items[:150] + bad + items[150:]))
+        out = _outputs(settings, len(items) + len(bad))
+    finally:
+        worker.stop()
+    decisions = [orjson.loads(m.value) for m in out[lay.decisions]]
+    dead = [orjson.loads(m.value) for m in out[lay.dead_letter]]
+    assert len(decisions) + len(dead) == len(items) + len(bad), worker.log()[-3000:]
+    assert sorted(d["request_id"] for d in decisions) == sorted(
+        orjson.loads(v)["request_id"] for _, v in items
+    )
+    reasons = Counter(d["reason"] for d in dead)
+    assert reasons == Counter(
+        {"invalid_json": 1, "too_large": 1, "missing_field": 1, "unknown_field": 1,
+         "out_of_range": 1}
+    )
+    for d in dead:
+        assert d["source"]["topic"] == lay.requests and d["source"]["offset"] >= 0
+        assert d["stage"] in ("decode", "validate")
+    # Each decision also on its model's dispatch topic, keyed by request id.
+    dispatched = {
+        m.key.decode(): (topic, orjson.loads(m.value))
+        for topic in lay.dispatch.values() for m in out[topic]
+    }
+    assert len(dispatched) == len(decisions)
+    for d in decisions:
+        topic, disp = dispatched[d["request_id"]]
+        assert topic == lay.dispatch[d["model"]]
+        assert (disp["model"], disp["region"]) == (d["model"], d["region"])
+    # Decisions keyed by tenant, on the request's partition.
+    for m in out[lay.decisions]:
+        rec = orjson.loads(m.value)
+        assert m.key == rec["tenant"].encode()
+        assert m.partition == rec["request_source"]["partition"]
