@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import socket
 import struct
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine
@@ -14,7 +15,13 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.devenv.process import DevProcessError
+
 _API_VERSIONS_KEY = 18
+
+
+class PortTakenError(DevProcessError):
+    """A service port is already bound by a process we did not start."""
 
 
 def tcp_open(host: str, port: int, timeout_s: float = 1.0) -> bool:
@@ -23,6 +30,15 @@ def tcp_open(host: str, port: int, timeout_s: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def ensure_port_free(host: str, port: int, grace_s: float = 10.0) -> None:
+    """Raise unless ``port`` is free (a just-stopped server may need a moment to let go)."""
+    deadline = time.monotonic() + grace_s
+    while tcp_open(host, port):
+        if time.monotonic() > deadline:
+            raise PortTakenError(f"port {host}:{port} is taken by another process")
+        time.sleep(0.2)
 
 
 def kafka_api_versions_ok(host: str, port: int, timeout_s: float = 2.0) -> bool:

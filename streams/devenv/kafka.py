@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from streams.config import DevSettings
-from streams.devenv.health import kafka_healthy, tcp_open
+from streams.devenv.health import ensure_port_free, kafka_healthy
 from streams.devenv.process import DevProcessError, ManagedProcess
 from streams.devenv.service import LocalService
 
@@ -120,8 +120,7 @@ class KafkaBroker(LocalService):
             self.process.wait_until(self.healthy, timeout_s or self.dev.start_timeout_s)
             return
         for port in (self.dev.kafka_port, self.dev.kafka_controller_port):
-            if tcp_open(self.dev.host, port):
-                raise DevProcessError(f"port {self.dev.host}:{port} is taken by another process")
+            ensure_port_free(self.dev.host, port)
         self.fetch_jars()
         self._write_config()
         self._format_storage()
@@ -195,6 +194,10 @@ def render_server_properties(dev: DevSettings, data_dir: Path) -> str:
         # Compaction must really happen (policy topic, changelogs); check often.
         "log.cleaner.enable": "true",
         "log.cleaner.backoff.ms": "1000",
+        # A restarted (e.g. killed) node waits out its old broker session before it is
+        # unfenced; keep that short for fault tests.
+        "broker.session.timeout.ms": "2000",
+        "broker.heartbeat.interval.ms": "500",
         "num.network.threads": "2",
         "num.io.threads": "4",
         "background.threads": "4",

@@ -13,7 +13,7 @@ import shutil
 import urllib.request
 
 from streams.config import DevSettings
-from streams.devenv.health import http_ok, tcp_open
+from streams.devenv.health import ensure_port_free, http_ok
 from streams.devenv.process import DevProcessError, ManagedProcess
 from streams.devenv.service import LocalService
 
@@ -40,10 +40,7 @@ class MetricsStore(LocalService):
 
     def start(self, timeout_s: float | None = None) -> None:
         if not self.process.is_running():
-            if tcp_open(self.dev.host, self.dev.metrics_port):
-                raise DevProcessError(
-                    f"port {self.dev.host}:{self.dev.metrics_port} is taken by another process"
-                )
+            ensure_port_free(self.dev.host, self.dev.metrics_port)
             binary = shutil.which(self.dev.metrics_bin)
             if binary is None:
                 raise DevProcessError(

@@ -114,15 +114,24 @@ class ManagedProcess:
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:
-    """Wait for ``pid`` to exit (reaping it if it is our child)."""
+    """Wait for ``pid`` to exit completely (all threads, so its sockets are closed)."""
     deadline = time.monotonic() + timeout_s
+    zombie_since: float | None = None
     while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            # Our child: reaped only once its whole thread group has exited.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return True
+        except ChildProcessError:
+            pass  # not our child: its parent (or init) reaps it
+        try:
+            zombie = psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             return True
-        time.sleep(0.1)
+        if zombie:
+            now = time.monotonic()
+            zombie_since = zombie_since or now
+            if now - zombie_since > 2.0:  # an un-reaped zombie holds no resources
+                return True
+        time.sleep(0.05)
     return False
