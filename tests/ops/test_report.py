@@ -82,3 +82,46 @@ def test_report_from_store_renders_every_view(
     page = (out / "report.md").read_text()
     assert all(d.title in page for d in DASHBOARDS) and "No data for" not in page
     assert (out / "report.html").read_text().count("<img") == len(DASHBOARDS)
+
+
+def test_report_from_decision_records_has_every_panel(tmp_path: Path) -> None:
+    from streams.report.decisions import views_from_decisions
+    from streams.report.page import write_report
+
+    from .decision_run import make_run
+
+    run = make_run()
+    views = views_from_decisions(run.records, step_ms=60_000)
+    empty = [p.title for v in views for p in v.panels if p.empty]
+    assert empty == []
+    carbon = views[0]
+    total = carbon.panels[0].stats["estimated"]
+    assert abs(total - sum(r["co2_g"] for r in run.records)) < 1e-9
+    lam = next(p for p in views[1].panels if p.title.startswith("λ"))
+    acme = next(line for line in lam.lines if line.label == "acme")
+    assert (
+        acme.values[-1]
+        == [r for r in run.records if r["tenant"] == "acme"][-1]["duals_after"]["lambda"]
+    )
+    files = write_report(views, tmp_path, source="test", start_s=0, end_s=1)
+    assert all(f.read_bytes()[:8] == PNG_MAGIC for f in files.figures)
+
+
+@pytest.mark.integration
+def test_report_from_the_decisions_topic(
+    settings_factory: object, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.config import Settings
+
+    from .decision_run import make_run, publish
+
+    settings = Settings(topics={"prefix": topic_prefix})
+    run = make_run(batches=3, per_batch=10)
+    publish(settings, settings.topics.name(settings.topics.decisions), run.records)
+    monkeypatch.setenv("GAR_TOPICS__PREFIX", topic_prefix)
+    result = CliRunner().invoke(
+        _cli(), ["report", "--source", "decisions", "--offsets", ":", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "panels have data" in result.output
+    assert "Source: topic " + topic_prefix in (tmp_path / "report.md").read_text()
