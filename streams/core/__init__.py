@@ -28,12 +28,22 @@ from streams.core.errors import (
 from streams.core.estimators import EstimatorSnapshot, EstimatorState
 from streams.core.inputs import Completion, Request
 from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensity
+from streams.core.oracle import ORACLES, OracleError, OracleResult, oracle_lp, oracle_perfect
 from streams.core.policies import Policy, decide, get_policy, policy_names, register_policy
 from streams.core.policy_config import MODES, Mode, PolicyConfig
+from streams.core.replay import (
+    Rederived,
+    ReplayError,
+    check_chain,
+    compare_records,
+    rederive,
+    rederive_record,
+)
 from streams.core.tenant import Duals, TenantState
 
 __all__ = [
     "MODES",
+    "ORACLES",
     "RECORD_FORMAT",
     "BetaPrior",
     "Catalog",
@@ -50,11 +60,15 @@ __all__ = [
     "IntensityView",
     "Mode",
     "ModelSpec",
+    "OracleError",
+    "OracleResult",
     "Policy",
     "PolicyConfig",
     "PolicyConfigError",
     "Reason",
+    "Rederived",
     "RegionSpec",
+    "ReplayError",
     "Request",
     "RequestError",
     "RoutingContext",
@@ -62,8 +76,14 @@ __all__ = [
     "TelemetryError",
     "TenantState",
     "ZoneIntensity",
+    "check_chain",
+    "compare_records",
     "decide",
     "get_policy",
+    "oracle_lp",
+    "oracle_perfect",
     "policy_names",
+    "rederive",
+    "rederive_record",
     "register_policy",
 ]

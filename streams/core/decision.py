@@ -50,6 +50,8 @@ class Decision:
     budget_g: float | None
     window_spend_g_before: float
     window_count_before: int
+    in_window: bool
+    """Whether the request counted toward the rolling window (False only if very late)."""
     tenant_seq: int
     """The tenant's decision sequence number (1-based) after this decision."""
 
@@ -104,6 +106,9 @@ class Decision:
             "tenant": req.tenant,
             "dataset": req.dataset,
             "ts_ms": req.ts_ms,
+            "client_region": req.client_region,
+            "input_tokens": req.input_tokens,
+            "output_tokens_est": req.output_tokens_est,
             "policy": sh.policy,
             "policy_version": ctx.config.version,
             "mode": ctx.config.mode,
@@ -122,7 +127,9 @@ class Decision:
             "budget_g": self.budget_g,
             "window_spend_g_before": self.window_spend_g_before,
             "window_count_before": self.window_count_before,
+            "in_window": self.in_window,
             "tenant_seq": self.tenant_seq,
+            "intensity_stale": bool(est.intensity_stale[i, ri]),
             "duals_before": self.duals_before.to_dict(),
             "duals_after": self.duals_after.to_dict(),
             "intensity": {
@@ -142,5 +149,7 @@ class Decision:
                 "accuracy": est.accuracy[i].tolist(),
                 "latency_ms": est.latency_ms[i].tolist(),
                 "feasible": np.flatnonzero(self.feasible).tolist(),
+                "eligible": None if est.eligible[i].all()
+                else np.flatnonzero(est.eligible[i]).tolist(),
             },
         }

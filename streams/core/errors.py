@@ -34,3 +34,7 @@ class PolicyConfigError(CoreError):
 
 class StateError(CoreError):
     """Serialised state (estimators, tenant state) cannot be decoded."""
+
+
+GarError = CoreError
+"""Alias of ``CoreError`` (the app catches this name)."""

@@ -19,13 +19,14 @@ from typing import Protocol
 
 import numpy as np
 
+from streams.core.catalog import FloatArray, IntArray
 from streams.core.context import BoolArray, Estimates, RoutingContext
 from streams.core.decision import Decision, DecisionContext
 from streams.core.errors import PolicyConfigError
 from streams.core.inputs import Request
 from streams.core.tenant import Duals, TenantState, TenantWork
 
-FloatRow = np.ndarray
+FloatRow = FloatArray
 
 
 class Policy(Protocol):
@@ -37,6 +38,28 @@ class Policy(Protocol):
         tenant_states: Mapping[str, TenantState],
         requests: Sequence[Request],
     ) -> tuple[dict[str, TenantState], list[Decision]]: ...
+
+    def decide_estimates(
+        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
+    ) -> tuple[dict[str, TenantState], list[Decision]]: ...
+
+
+class PolicyBase:
+    """Implements ``decide_batch`` as ``decide_estimates`` on ``ctx.estimate(requests)``;
+    ``decide_estimates`` is also what ``replay`` calls on estimates read back from a record."""
+
+    name = "policy"
+
+    def decide_batch(
+        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState],
+        requests: Sequence[Request],
+    ) -> tuple[dict[str, TenantState], list[Decision]]:
+        return self.decide_estimates(ctx, tenant_states, ctx.estimate(requests))
+
+    def decide_estimates(
+        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
+    ) -> tuple[dict[str, TenantState], list[Decision]]:
+        raise NotImplementedError
 
 
 _REGISTRY: dict[str, Callable[[], Policy]] = {}
@@ -92,27 +115,35 @@ class Canon:
         return int(self.perm[int(values_canon.argmin())])
 
 
-def fallback_choice(ctx: RoutingContext, est: Estimates, i: int, canon: Canon,
-                    floor_target: float, budget_left_g: float | None,
-                    budget_g: float | None) -> int:
+def fallback_row(perm: IntArray, acc: FloatArray, lat: FloatArray, co2: FloatArray,
+                 eligible: BoolArray, cap_eff_ms: float, floor_target: float,
+                 budget_left_g: float | None, budget_rate_g: float | None) -> int:
     """Least normalised violation among eligible candidates; ties -> least CO2 -> names.
+    Rows are in catalog order; ``cap_eff_ms`` is the cap after the SLO margin.
 
     violation_k = max(0, F - acc_k) / F + max(0, lat_k - cap') / cap'
-                  [+ max(0, co2_k - budget_left) / B  when the budget is hard]
+                  [+ max(0, co2_k - budget_left) / (B / n_W)  when the budget is hard]
+
+    The budget term is normalised by the per-request allowance B / n_W (not by B), so that one
+    request's overspend weighs like a relative miss of the floor or the SLO.
     """
-    cfg = ctx.config
-    perm = canon.perm
-    acc = est.accuracy[i, perm]
-    lat = est.latency_ms[i, perm]
-    co2 = est.co2_g[i, perm]
-    cap = float(est.latency_cap_ms[i]) * (1.0 - cfg.slo_margin)
+    acc, lat, co2 = acc[perm], lat[perm], co2[perm]
     f = max(floor_target, 1e-9)
-    v = np.maximum(0.0, floor_target - acc) / f + np.maximum(0.0, lat - cap) / cap
-    if budget_left_g is not None and budget_g is not None:
-        v = v + np.maximum(0.0, co2 - budget_left_g) / budget_g
-    v = np.where(est.eligible[i, perm], v, np.inf)
+    v = np.maximum(0.0, floor_target - acc) / f + np.maximum(0.0, lat - cap_eff_ms) / cap_eff_ms
+    if budget_left_g is not None and budget_rate_g is not None:
+        v = v + np.maximum(0.0, co2 - budget_left_g) / max(budget_rate_g, 1e-12)
+    v = np.where(eligible[perm], v, np.inf)
     best = v.min()
-    return canon.argmin(np.where(v <= best, co2, np.inf))
+    return int(perm[int(np.where(v <= best, co2, np.inf).argmin())])
+
+
+def fallback_choice(ctx: RoutingContext, est: Estimates, i: int, canon: Canon,
+                    floor_target: float, budget_left_g: float | None,
+                    budget_rate_g: float | None) -> int:
+    """``fallback_row`` on row ``i`` of a batch."""
+    cap = float(est.latency_cap_ms[i]) * (1.0 - ctx.config.slo_margin)
+    return fallback_row(canon.perm, est.accuracy[i], est.latency_ms[i], est.co2_g[i],
+                        est.eligible[i], cap, floor_target, budget_left_g, budget_rate_g)
 
 
 StepFn = Callable[[int, Request, TenantWork, bool, "float | None"],
@@ -144,5 +175,5 @@ def run_batch(
         k, reason, feas, before, after = step(i, req, w, in_win, budget)
         w.charge(req.ts_ms, float(co2[i, k]), in_win)
         out.append(Decision(shared, i, k, reason, feas, before, after, budget, spend0, count0,
-                            w.seq))
+                            in_win, w.seq))
     return {t: w.freeze() for t, w in works.items()}, out

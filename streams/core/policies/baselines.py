@@ -17,14 +17,14 @@ Where an SLO-filtered set is empty, the SLO filter is dropped (reason ``infeasib
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from streams.core.context import BoolArray, Estimates, RoutingContext
 from streams.core.decision import Decision, Reason
 from streams.core.inputs import Request
-from streams.core.policies.base import Canon, register_policy, run_batch
+from streams.core.policies.base import Canon, PolicyBase, register_policy, run_batch
 from streams.core.tenant import Duals, TenantState, TenantWork
 
 
@@ -39,18 +39,16 @@ def _lexmin(canon: Canon, primary: np.ndarray, secondary: np.ndarray,
     return canon.argmin(s), bool(ok)
 
 
-class _Baseline:
+class _Baseline(PolicyBase):
     name = "baseline"
 
     def choose(self, ctx: RoutingContext, est: Estimates, i: int, canon: Canon
                ) -> tuple[int, bool]:
         raise NotImplementedError
 
-    def decide_batch(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState],
-        requests: Sequence[Request],
+    def decide_estimates(
+        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
-        est = ctx.estimate(requests)
         canon = Canon(ctx)
         datasets = ctx.catalog.datasets
         mu_init = ctx.config.mu_init

@@ -5,33 +5,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
+from streams.core.catalog import FloatArray, IntArray
 from streams.core.context import BoolArray, Estimates, RoutingContext
 from streams.core.decision import Decision, Reason
 from streams.core.inputs import Request
-from streams.core.policies.base import Canon, fallback_choice, register_policy, run_batch
+from streams.core.policies.base import (
+    Canon,
+    PolicyBase,
+    fallback_choice,
+    register_policy,
+    run_batch,
+)
 from streams.core.policy_config import PolicyConfig
 from streams.core.tenant import Duals, TenantState, TenantWork
 
-FloatArray = np.ndarray
-
 
 # --- the corrected GAR-PD rule (pure) ------------------------------------------------------------
-def pd_scores(co2_g: FloatArray, accuracy: FloatArray, latency_ms: FloatArray,
-              latency_cap_ms: float, duals: Duals, carbon_ref_g: float) -> FloatArray:
-    """score_k = (1 + lambda) * co2_k / c_ref - mu * acc_k + nu * lat_k / cap.
+def pd_choose(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray,
+              pen_c: FloatArray, duals: Duals) -> int:
+    """argmin_k (1 + lambda) * co2_k / c_ref - mu * acc_k + nu * lat_k / cap over the feasible set.
 
-    Carbon is normalised by c_ref so that it is commensurable with accuracy (in [0, 1]) and
-    latency (a fraction of the cap): lambda then re-weights carbon *against* the other two
-    terms, which is what lets it move a decision (the paper's argmin (1 + lambda) * carbon
-    rescales every candidate equally and never does)."""
-    s: FloatArray = (1.0 + duals.lam) * (co2_g / carbon_ref_g) - duals.mu * accuracy
+    Rows are in canonical candidate order (``perm``); ``cn_c = co2 / c_ref``, ``ln_c = lat /
+    cap``, ``pen_c`` is 0 where feasible and +inf elsewhere. Carbon is normalised by c_ref so it
+    is commensurable with accuracy (in [0, 1]) and latency (a fraction of the cap): lambda then
+    re-weights carbon *against* the other two terms, which is what lets it move a decision (the
+    paper's argmin (1 + lambda) * carbon rescales every candidate equally and never does).
+    With mu = nu = 0 the argmin is that of carbon alone, computed without the (1 + lambda)
+    factor so that rounding can never create a tie.
+    """
+    if duals.mu == 0.0 and duals.nu == 0.0:
+        return int(perm[int((cn_c + pen_c).argmin())])
+    s = cn_c * (1.0 + duals.lam) - acc_c * duals.mu + pen_c
     if duals.nu:
-        s = s + duals.nu * (latency_ms / latency_cap_ms)
-    return s
+        s = s + ln_c * duals.nu
+    return int(perm[int(s.argmin())])
 
 
 def floor_target(cfg: PolicyConfig, floor: float) -> float:
@@ -79,15 +90,13 @@ def budget_left(w: TenantWork, budget_g: float | None) -> float | None:
 
 
 # --- gar-pd --------------------------------------------------------------------------------------
-class GarPD:
+class GarPD(PolicyBase):
     name = "gar-pd"
 
-    def decide_batch(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState],
-        requests: Sequence[Request],
+    def decide_estimates(
+        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         cfg = ctx.config
-        est = ctx.estimate(requests)
         canon = Canon(ctx)
         perm = canon.perm
         c_ref = ctx.carbon_ref_g
@@ -97,47 +106,43 @@ class GarPD:
         cn_c = co2_c / c_ref
         acc_c = est.accuracy[:, perm]
         ln_c = est.latency_ms[:, perm] / est.latency_cap_ms[:, None]
-        pen_c = np.where(hard_c, 0.0, np.inf)
+        pen_all = np.where(hard_c, 0.0, np.inf)
         any_hard: BoolArray = np.any(hard, axis=1)
-        # With mu = nu = 0 the score is (1 + lambda) * carbon: its argmin is lambda-free.
-        k_green = perm[np.argmin(cn_c + pen_c, axis=1)]
+        # mu = nu = 0 (common): the choice is the greenest feasible one, lambda-free.
+        k_green = perm[np.argmin(cn_c + pen_all, axis=1)]
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
         floors, caps, ds_idx = est.floor, est.latency_cap_ms, est.dataset_idx
         datasets = ctx.catalog.datasets
         budget_hard = cfg.budget_hard
         mu_init = cfg.mu_init
-        fallback = Reason.INFEASIBLE_FALLBACK
 
         def step(i: int, req: Request, w: TenantWork, in_win: bool,
                  budget: float | None) -> tuple[int, str, BoolArray, Duals, Duals]:
             ds = datasets[ds_idx[i]]
-            mu = w.mu.get(ds, mu_init)
-            before = Duals(w.lam, mu, w.nu)
+            before = Duals(w.lam, w.mu.get(ds, mu_init), w.nu)
+            n_w = w.count + (1 if in_win else 0)
             left = budget_left(w, budget) if budget_hard else None
-            if left is not None:
-                feas_c = hard_c[i] & (co2_c[i] <= left)
-                feasible_any = bool(feas_c.any())
-                pen = np.where(feas_c, 0.0, np.inf)
-            else:
+            if left is None:
+                feas = hard[i]
                 feasible_any = bool(any_hard[i])
-                pen = pen_c[i]
-            if feasible_any:
-                reason = Reason.OPTIMAL
-                if mu == 0.0 and w.nu == 0.0 and left is None:
-                    k = int(k_green[i])
-                else:
-                    s = cn_c[i] * (1.0 + w.lam) - acc_c[i] * mu + pen
-                    if w.nu:
-                        s = s + ln_c[i] * w.nu
-                    k = canon.argmin(s)
+                pen = pen_all[i]
             else:
-                reason = fallback
+                feas = hard[i] & (co2[i] <= left)
+                pen = np.where(feas[perm], 0.0, np.inf)
+                feasible_any = bool(feas.any())
+            if not feasible_any:
+                reason = Reason.INFEASIBLE_FALLBACK
+                rate = None if budget is None else budget / max(n_w, 1)
                 k = fallback_choice(ctx, est, i, canon, floor_target(cfg, float(floors[i])),
-                                    left, budget)
-            feas = hard[i] if left is None else hard[i] & (co2[i] <= left)
+                                    left, rate)
+            elif left is None and before.mu == 0.0 and before.nu == 0.0:
+                reason, k = Reason.OPTIMAL, int(k_green[i])
+            else:
+                reason = Reason.OPTIMAL
+                k = pd_choose(perm, cn_c[i], acc_c[i], ln_c[i], pen, before)
             after = pd_update(cfg, before, float(co2[i, k]), float(acc[i, k]),
                               float(lat[i, k]), float(floors[i]), float(caps[i]), budget,
-                              w.count + (1 if in_win else 0), c_ref)
+                              n_w, c_ref)
             w.lam, w.nu = after.lam, after.nu
             w.mu[ds] = after.mu
             return k, reason, feas, before, after
@@ -150,7 +155,7 @@ def _keep(w: TenantWork, ds: str, mu_init: float) -> Duals:
     return Duals(w.lam, w.mu.get(ds, mu_init), w.nu)
 
 
-class _MinCarbonOverFilter:
+class _MinCarbonOverFilter(PolicyBase):
     """Least CO2 over a per-request feasible mask (no duals); fallback if the mask is empty."""
 
     name = "min-carbon-over-filter"
@@ -158,12 +163,10 @@ class _MinCarbonOverFilter:
     def feasible(self, cfg: PolicyConfig, est: Estimates) -> BoolArray:
         raise NotImplementedError
 
-    def decide_batch(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState],
-        requests: Sequence[Request],
+    def decide_estimates(
+        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         cfg = ctx.config
-        est = ctx.estimate(requests)
         canon = Canon(ctx)
         perm = canon.perm
         feas = self.feasible(cfg, est)
@@ -209,7 +212,7 @@ class GarEps(_MinCarbonOverFilter):
 DEFICIT_BOUND = 1.0
 
 
-class GarTarget:
+class GarTarget(PolicyBase):
     """Aim the running average accuracy per (tenant, dataset) exactly at the floor.
 
     Keep the deficit s = sum(F_i - acc_chosen), clipped to [-1, 1]. Request i takes the least
@@ -220,12 +223,10 @@ class GarTarget:
 
     name = "gar-target"
 
-    def decide_batch(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState],
-        requests: Sequence[Request],
+    def decide_estimates(
+        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         cfg = ctx.config
-        est = ctx.estimate(requests)
         canon = Canon(ctx)
         perm = canon.perm
         base = est.eligible & est.latency_ok
