@@ -70,7 +70,7 @@ def report(
 
         rng = ReadRange.parse(offsets) if offsets else ReadRange(start_ms=start_ms, end_ms=end_ms)
         rows = read_decisions(settings, rng, progress=True)
-        views = views_from_decisions([r.record for r in rows], step * 1000)
+        views = views_from_decisions([r.record for r in rows if r.record], step * 1000)
         if rows:
             start_ms = min(r.timestamp_ms for r in rows)
             end_ms = max(r.timestamp_ms for r in rows) + 1

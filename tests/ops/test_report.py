@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from streams.cli import ops
-from streams.config import InfluxSettings
+from streams.config import InfluxSettings, Settings
 from streams.metrics import build_metrics
 from streams.metrics.query import PromClient
 from streams.report.store import legend
@@ -109,13 +109,10 @@ def test_report_from_decision_records_has_every_panel(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_report_from_the_decisions_topic(
-    settings_factory: object, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from streams.config import Settings
-
     from .decision_run import make_run, publish
 
-    settings = Settings(topics={"prefix": topic_prefix})
     run = make_run(batches=3, per_batch=10)
     publish(settings, settings.topics.name(settings.topics.decisions), run.records)
     monkeypatch.setenv("GAR_TOPICS__PREFIX", topic_prefix)
