@@ -66,6 +66,13 @@ def name(d: Mapping[str, Any], key: str, max_chars: int) -> str:
 
 
 def check_name(key: str, v: str, max_chars: int) -> str:
+    _check_format(key, v, max_chars)
+    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
+        _GOOD_NAMES.add(v)
+    return v
+
+
+def _check_format(key: str, v: str, max_chars: int) -> None:
     if len(v) > max_chars:
         raise Bad(Reason.STRING_TOO_LONG, f"{key} is {len(v)} chars, limit is {max_chars}", key)
     if not v or _ID_RE.match(v) is None:
@@ -75,9 +82,6 @@ def check_name(key: str, v: str, max_chars: int) -> str:
             f"letter or digit, got {clip(v)!r}",
             key,
         )
-    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
-        _GOOD_NAMES.add(v)
-    return v
 
 
 def unique_id(d: Mapping[str, Any], key: str, max_chars: int) -> str:
@@ -85,15 +89,7 @@ def unique_id(d: Mapping[str, Any], key: str, max_chars: int) -> str:
     v = d[key]
     if type(v) is not str:
         raise _wrong(key, "a string", v)
-    if len(v) > max_chars:
-        raise Bad(Reason.STRING_TOO_LONG, f"{key} is {len(v)} chars, limit is {max_chars}", key)
-    if not v or _ID_RE.match(v) is None:
-        raise Bad(
-            Reason.BAD_FORMAT,
-            f"{key} must be 1-{max_chars} chars of [A-Za-z0-9._:/@#+=-] starting with a "
-            f"letter or digit, got {clip(v)!r}",
-            key,
-        )
+    _check_format(key, v, max_chars)
     return v
 
 

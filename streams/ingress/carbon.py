@@ -229,7 +229,7 @@ def _em_api_point(p: Any, zone: Any) -> IntensityEvent:
         raise Bad(Reason.WRONG_TYPE, "isEstimated must be a boolean", "isEstimated")
     method = p.get("estimationMethod")
     return _event(
-        _text(p.get("zone", zone), "zone"),
+        _text(p.get("zone") or zone, "zone"),
         _finite(value, "carbonIntensity"),
         parse_timestamp_ms(p.get("datetime"), "datetime"),
         SOURCE_EM_API,
@@ -266,7 +266,7 @@ def _watttime_point(p: Any, meta: Mapping[str, Any], zone: str | None) -> Intens
     if not isinstance(p, Mapping):
         raise Bad(Reason.WRONG_TYPE, "a WattTime point must be an object")
     signal = p.get("signal_type", meta.get("signal_type", "co2_moer"))
-    if signal not in _WATTTIME_SIGNALS:
+    if type(signal) is not str or signal not in _WATTTIME_SIGNALS:
         raise Bad(
             Reason.BAD_FORMAT,
             f"unsupported WattTime signal_type {str(signal)[:40]!r} "

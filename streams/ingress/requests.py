@@ -36,7 +36,7 @@ _KEYS = frozenset(
 _OVERRIDES = frozenset(
     ("floor", "latency_cap_ms", "allow_models", "deny_models", "allow_regions", "deny_regions")
 )
-_MIN_KEYS = len(_REQUIRED) + 1
+_REQUIRED_SET = frozenset(_REQUIRED)
 
 
 def parse_request(
@@ -48,9 +48,10 @@ def parse_request(
 
 def _build(d: dict[str, Any], ctx: IngressContext) -> Request:
     lim = ctx.limits
-    if d.get("schema_version") not in SUPPORTED_VERSIONS or type(d["schema_version"]) is not int:
+    version = d.get("schema_version")
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
         f.check_version(d, SUPPORTED_VERSIONS)
-    if not d.keys() <= _KEYS or len(d) < _MIN_KEYS:
+    if not (d.keys() <= _KEYS and d.keys() >= _REQUIRED_SET):
         f.check_keys(d, _KEYS, _REQUIRED)
     request_id = f.unique_id(d, "request_id", lim.max_id_chars)
     tenant = f.name(d, "tenant", lim.max_name_chars)

@@ -1,0 +1,39 @@
+"""Record builders and schema access for every gar-streams topic (see docs/topics.md)."""
+
+from streams.schema.records import (
+    SCHEMA_VERSION,
+    completion_record,
+    dead_letter_key,
+    dead_letter_record,
+    decision_record,
+    dispatch_record,
+    encode,
+    intensity_record,
+    request_record,
+    source_dict,
+)
+from streams.schema.registry import (
+    TOPIC_SCHEMAS,
+    load_schema,
+    schema_path,
+    validation_errors,
+    validator,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TOPIC_SCHEMAS",
+    "completion_record",
+    "dead_letter_key",
+    "dead_letter_record",
+    "decision_record",
+    "dispatch_record",
+    "encode",
+    "intensity_record",
+    "load_schema",
+    "request_record",
+    "schema_path",
+    "source_dict",
+    "validation_errors",
+    "validator",
+]

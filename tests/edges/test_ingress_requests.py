@@ -1,0 +1,215 @@
+"""Unit tests of the request parser: every way a request can be wrong has a reason code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.core.inputs import Request
+from streams.ingress import IngressContext, Reason, Rejected, Source, Stage, parse_request
+from streams.ingress.limits import DEFAULT_LIMITS
+
+from .samples import VALID_REQUEST
+
+
+def req(**changes: Any) -> bytes:
+    d = {**VALID_REQUEST, **changes}
+    return orjson.dumps({k: v for k, v in d.items() if v is not _DROP})
+
+
+_DROP = object()
+
+
+def rejected(raw: bytes | None, ctx: IngressContext, reason: Reason) -> Rejected:
+    out = parse_request(raw, ctx, Source("gar.requests", 3, 42))
+    assert isinstance(out, Rejected), out
+    assert out.reason == reason, (out.reason, out.message)
+    assert out.source.offset == 42 and out.source.partition == 3
+    assert out.original == (raw or b"")
+    assert out.kind == "request"
+    return out
+
+
+def test_valid_request_becomes_core_request(ctx: IngressContext) -> None:
+    out = parse_request(req(), ctx)
+    assert isinstance(out, Request)
+    assert (out.request_id, out.tenant, out.input_tokens, out.output_tokens_est) == (
+        "req-1",
+        "acme",
+        180,
+        120,
+    )
+    assert out.allow_models is None and out.floor is None
+
+
+def test_overrides_are_parsed_into_tuples(ctx: IngressContext) -> None:
+    out = parse_request(
+        req(
+            floor=0.9,
+            latency_cap_ms=3000,
+            allow_models=["meta/llama-3.1-8b", "llama-3.1-70b"],
+            deny_regions=["us-east"],
+        ),
+        ctx,
+    )
+    assert isinstance(out, Request)
+    assert out.allow_models == ("meta/llama-3.1-8b", "llama-3.1-70b")
+    assert out.deny_regions == ("us-east",)
+    assert out.floor == 0.9 and out.latency_cap_ms == 3000.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "stage"),
+    [
+        (None, Reason.EMPTY, Stage.DECODE),
+        (b"", Reason.EMPTY, Stage.DECODE),
+        (b"\xff\xfe{}", Reason.INVALID_UTF8, Stage.DECODE),
+        (b'{"request_id": "\xc3\x28"}', Reason.INVALID_UTF8, Stage.DECODE),
+        (b'{"a": "\\ud800"}', Reason.INVALID_UTF8, Stage.DECODE),
+        (b"not json", Reason.INVALID_JSON, Stage.DECODE),
+        (b'{"schema_version": 1, "tenant": "a"', Reason.INVALID_JSON, Stage.DECODE),
+        (b'{"schema_version": 1, "input_tokens": NaN}', Reason.NON_FINITE, Stage.DECODE),
+        (b'{"schema_version": 1, "input_tokens": Infinity}', Reason.NON_FINITE, Stage.DECODE),
+        (b'{"schema_version": 1, "input_tokens": 1e999}', Reason.NON_FINITE, Stage.DECODE),
+        (b"[" * 2000 + b"]" * 2000, Reason.TOO_DEEP, Stage.DECODE),
+        (b"[1, 2]", Reason.NOT_AN_OBJECT, Stage.DECODE),
+        (b'"just a string"', Reason.NOT_AN_OBJECT, Stage.DECODE),
+        (b"{}", Reason.MISSING_SCHEMA_VERSION, Stage.VALIDATE),
+    ],
+)
+def test_undecodable_inputs(raw: bytes | None, reason: Reason, stage: Stage) -> None:
+    out = rejected(raw, IngressContext(), reason)
+    assert out.stage == stage
+
+
+def test_too_large_message_is_rejected_before_parsing(ctx: IngressContext) -> None:
+    raw = req(tenant="a" * DEFAULT_LIMITS.max_request_bytes)
+    out = rejected(raw, ctx, Reason.TOO_LARGE)
+    assert str(DEFAULT_LIMITS.max_request_bytes) in out.message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"schema_version":1,"request_id":"a","request_id":"b"}',
+        b'{"schema_version":1, "tenant" : "a", "tenant":"b"}',
+        b'{"schema_version":1,"tenant":"x:y","tenant":"b"}',
+        b'{"schema_version":1,"allow_models":[{"a":1,"a":2}]}',
+        b'{\n  "schema_version": 1,\n  "schema_version": 1\n}',
+    ],
+)
+def test_duplicate_keys_are_rejected(raw: bytes) -> None:
+    out = rejected(raw, IngressContext(), Reason.DUPLICATE_KEY)
+    assert out.stage == Stage.DECODE
+
+
+def test_colons_and_spacing_without_duplicates_are_fine(ctx: IngressContext) -> None:
+    pretty = orjson.dumps(
+        {**VALID_REQUEST, "request_id": "run:1:req:2"}, option=orjson.OPT_INDENT_2
+    )
+    assert isinstance(parse_request(pretty, ctx), Request)
+    spaced = req().replace(b'":', b'" :')
+    assert isinstance(parse_request(spaced, ctx), Request)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "field"),
+    [
+        ({"schema_version": 2}, Reason.UNSUPPORTED_SCHEMA_VERSION, "schema_version"),
+        ({"schema_version": "1"}, Reason.WRONG_TYPE, "schema_version"),
+        ({"schema_version": True}, Reason.WRONG_TYPE, "schema_version"),
+        ({"schema_version": _DROP}, Reason.MISSING_SCHEMA_VERSION, "schema_version"),
+        ({"tenant": _DROP}, Reason.MISSING_FIELD, "tenant"),
+        ({"input_tokens": _DROP}, Reason.MISSING_FIELD, "input_tokens"),
+        ({"input_token": 5}, Reason.UNKNOWN_FIELD, "input_token"),
+        ({"deny_model": ["x"]}, Reason.UNKNOWN_FIELD, "deny_model"),
+        ({"input_tokens": True}, Reason.WRONG_TYPE, "input_tokens"),
+        ({"input_tokens": "180"}, Reason.WRONG_TYPE, "input_tokens"),
+        ({"input_tokens": 18.5}, Reason.WRONG_TYPE, "input_tokens"),
+        ({"input_tokens": None}, Reason.NULL_NOT_ALLOWED, "input_tokens"),
+        ({"input_tokens": -5}, Reason.OUT_OF_RANGE, "input_tokens"),
+        ({"input_tokens": 0}, Reason.OUT_OF_RANGE, "input_tokens"),
+        ({"input_tokens": 10**12}, Reason.OUT_OF_RANGE, "input_tokens"),
+        ({"output_tokens_est": -1}, Reason.OUT_OF_RANGE, "output_tokens_est"),
+        ({"output_tokens_est": False}, Reason.WRONG_TYPE, "output_tokens_est"),
+        ({"ts_ms": 1_672_531_200}, Reason.OUT_OF_RANGE, "ts_ms"),
+        ({"ts_ms": -1}, Reason.OUT_OF_RANGE, "ts_ms"),
+        ({"tenant": ""}, Reason.BAD_FORMAT, "tenant"),
+        ({"tenant": 7}, Reason.WRONG_TYPE, "tenant"),
+        ({"tenant": "acme\n"}, Reason.BAD_FORMAT, "tenant"),
+        ({"tenant": "a b"}, Reason.BAD_FORMAT, "tenant"),
+        ({"tenant": "x" * 65}, Reason.STRING_TOO_LONG, "tenant"),
+        ({"request_id": "r" * 129}, Reason.STRING_TOO_LONG, "request_id"),
+        ({"request_id": "<script>"}, Reason.BAD_FORMAT, "request_id"),
+        ({"dataset": ["gsm8k"]}, Reason.WRONG_TYPE, "dataset"),
+        ({"dataset": {"a": 1}}, Reason.WRONG_TYPE, "dataset"),
+        ({"floor": 1.5}, Reason.OUT_OF_RANGE, "floor"),
+        ({"floor": "0.9"}, Reason.WRONG_TYPE, "floor"),
+        ({"latency_cap_ms": 0}, Reason.OUT_OF_RANGE, "latency_cap_ms"),
+        ({"latency_cap_ms": 1e12}, Reason.OUT_OF_RANGE, "latency_cap_ms"),
+        ({"allow_models": "llama-3.1-70b"}, Reason.WRONG_TYPE, "allow_models"),
+        ({"allow_models": ["gpt-9"]}, Reason.UNKNOWN_MODEL, "allow_models"),
+        ({"deny_models": [1]}, Reason.WRONG_TYPE, "deny_models"),
+        ({"allow_regions": ["mars-1"]}, Reason.UNKNOWN_REGION, "allow_regions"),
+        ({"deny_regions": ["eu-north"] * 2}, Reason.DUPLICATE_ITEM, "deny_regions"),
+        ({"deny_regions": [f"r{i}" for i in range(65)]}, Reason.LIST_TOO_LONG, "deny_regions"),
+        ({"allow_regions": []}, Reason.CONFLICTING_CONSTRAINTS, "allow_regions"),
+        (
+            {"allow_models": ["llama-3.1-70b"], "deny_models": ["llama-3.1-70b"]},
+            Reason.CONFLICTING_CONSTRAINTS,
+            "allow_models",
+        ),
+    ],
+)
+def test_field_violations(
+    ctx: IngressContext, changes: dict[str, Any], reason: Reason, field: str
+) -> None:
+    out = rejected(req(**changes), ctx, reason)
+    assert out.field == field
+    assert out.message
+
+
+def test_catalog_rejections_have_catalog_stage(ctx: IngressContext) -> None:
+    out = rejected(req(allow_models=["gpt-9"]), ctx, Reason.UNKNOWN_MODEL)
+    assert out.stage == Stage.CATALOG
+
+
+def test_integer_beyond_64_bits_is_not_an_integer(ctx: IngressContext) -> None:
+    # orjson reads it as a float; it is out of range either way and never crashes.
+    raw = req().replace(b'"input_tokens":180', b'"input_tokens":18446744073709551616')
+    out = rejected(raw, ctx, Reason.OUT_OF_RANGE)
+    assert out.field == "input_tokens"
+
+
+def test_integral_float_counts_as_integer_like_json_schema(ctx: IngressContext) -> None:
+    out = parse_request(req(input_tokens=180.0), ctx)
+    assert isinstance(out, Request) and out.input_tokens == 180
+    assert type(out.input_tokens) is int
+
+
+def test_rejection_carries_request_id_and_tenant_when_well_formed(ctx: IngressContext) -> None:
+    out = rejected(req(input_tokens=-1), ctx, Reason.OUT_OF_RANGE)
+    assert (out.request_id, out.tenant) == ("req-1", "acme")
+    hostile = rejected(req(input_tokens=-1, request_id="a b\x00"), ctx, Reason.BAD_FORMAT)
+    assert hostile.request_id is None
+
+
+def test_optional_strict_sets(catalog: Any) -> None:
+    strict = IngressContext.from_catalog(
+        catalog, tenants=["acme"], strict_datasets=True, strict_client_regions=True
+    )
+    assert isinstance(parse_request(req(), strict), Request)
+    rejected(req(tenant="evil"), strict, Reason.UNKNOWN_TENANT)
+    rejected(req(dataset="mmlu"), strict, Reason.UNKNOWN_DATASET)
+    rejected(req(client_region="mars"), strict, Reason.UNKNOWN_CLIENT_REGION)
+    # The permissive default accepts them: the core has documented fallbacks.
+    lax = IngressContext.from_catalog(catalog)
+    assert isinstance(parse_request(req(dataset="mmlu", client_region="mars"), lax), Request)
+
+
+def test_memoryview_and_bytearray_inputs(ctx: IngressContext) -> None:
+    raw = req()
+    assert isinstance(parse_request(bytearray(raw), ctx), Request)
+    assert isinstance(parse_request(memoryview(raw), ctx), Request)  # type: ignore[arg-type]
