@@ -157,7 +157,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
                 await sink.flush()
             else:
                 found, end = await tail.scan(layout.decisions, p, wm)
-                router.recovered.update(found)
+                cfg = views.policy
+                router.absorb_recovered(found, p, cfg.bucket_ms, cfg.budget_buckets)
                 counters.recovered_decisions += len(found)
                 if found:
                     log.warning("partition %d: %d decisions after checkpoint %d (recovered)",
@@ -168,12 +169,12 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
     async def route(stream: Any) -> None:
         async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
             msgs = events_to_raw(events)
-            await ensure_recovered({m.partition for m in msgs})
             now = time.monotonic()
             refresh = now - state["est_refreshed"] >= w.estimator_publish_interval_ms / 1000
             ctx = views.context(refresh_estimators=refresh)
             if refresh:
                 state["est_refreshed"] = now
+            await ensure_recovered({m.partition for m in msgs})
             router.policy = policy_for(views.policy_name)
             first, second, third = producer_sink(), producer_sink(), producer_sink()
             router.route_batch(ctx, msgs, first, second)
@@ -298,7 +299,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
         # `-l warn` leaves the root logger at DEBUG; resetting it is worth 9-34% (design notes).
         logging.getLogger().setLevel(getattr(logging, w.log_level.upper(), logging.WARNING))
 
-    @app.timer(interval=10.0)  # type: ignore[untyped-decorator]
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report() -> None:
         t = router.totals
         log.info("routed=%d decided=%d dead=%d dup=%d completions=%d batches=%d",

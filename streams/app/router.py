@@ -24,7 +24,7 @@ from streams.app.topics import TopicLayout
 from streams.core.catalog import Catalog
 from streams.core.context import RoutingContext
 from streams.core.inputs import Request
-from streams.core.tenant import TenantState
+from streams.core.tenant import TenantState, TenantWork
 from streams.ingress.context import IngressContext
 from streams.ingress.rejected import Reason, Rejected, Source, Stage
 from streams.ingress.requests import parse_request
@@ -86,6 +86,29 @@ class Router:
         # the recovery scan after a crash): request id -> decision record.
         self.recovered: dict[str, dict[str, Any]] = {}
         self.totals = BatchStats()
+
+    def absorb_recovered(
+        self, found: Mapping[str, Mapping[str, Any]], partition: int, bucket_ms: int,
+        n_buckets: int,
+    ) -> None:
+        """Fold decisions found after the last checkpoint (in log order) into the tenant state,
+        exactly as ``decide_batch`` did when it made them: the budget window is charged with the
+        decision's CO2, the duals become its ``duals_after`` and the sequence its
+        ``tenant_seq``. Their requests will then be re-dispatched, not re-decided."""
+        for rid, rec in found.items():
+            self.recovered[rid] = dict(rec)
+            tenant = str(rec["tenant"])
+            st = self.tenants.get(tenant) or TenantState(tenant)
+            if int(rec["tenant_seq"]) <= st.seq:
+                continue  # already in the checkpoint
+            work = TenantWork(st, bucket_ms, n_buckets)
+            in_window = work.advance(int(rec["ts_ms"]))
+            work.charge(int(rec["ts_ms"]), float(rec["co2_g"]), in_window)
+            after = rec["duals_after"]
+            work.lam, work.nu = float(after["lambda"]), float(after["nu"])
+            work.mu[str(rec["dataset"])] = float(after["mu"])
+            work.seq = int(rec["tenant_seq"])
+            self.tenants.put(tenant, work.freeze(), partition)
 
     def route_batch(
         self, ctx: RoutingContext, batch: Sequence[RawMessage], sink: BatchSink,

@@ -95,7 +95,9 @@ def start_worker(settings: Settings, log_path: Path, loglevel: str = "info") -> 
     return WorkerProc(proc, log_path)
 
 
-async def produce(settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]]) -> int:
+async def produce(
+    settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]]
+) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
                                 linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
@@ -111,7 +113,9 @@ async def produce(settings: Settings, topic: str, items: Iterable[tuple[bytes | 
     return n
 
 
-async def read_all(settings: Settings, topics: list[str], until: Any, timeout_s: float) -> dict[str, list[Any]]:
+async def read_all(
+    settings: Settings, topics: list[str], until: Any, timeout_s: float
+) -> dict[str, list[Any]]:
     """Read every record of ``topics`` from the start until ``until(records)`` or timeout."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers,
                                 group_id=None, enable_auto_commit=False,
