@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -88,5 +88,128 @@ def report(
     )
 
 
+def audit(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Event-time start: 6h, ISO-8601, epoch ms.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Event-time end (exclusive).")
+    ] = None,
+    offsets: Annotated[
+        str | None, typer.Option("--offsets", help="Offset range FROM:TO (TO exclusive).")
+    ] = None,
+    partition: Annotated[
+        list[int] | None, typer.Option("--partition", help="Only these partitions.")
+    ] = None,
+    lateness_ms: Annotated[
+        int, typer.Option("--lateness-ms", help="How far event time may lag the Kafka timestamp.")
+    ] = 3_600_000,
+    topic: Annotated[
+        str | None, typer.Option("--topic", help="Decisions topic (full name).")
+    ] = None,
+    catalog: Annotated[
+        Path | None, typer.Option("--catalog", help="Catalog JSON (default: the worker's).")
+    ] = None,
+    policy_config: Annotated[
+        list[Path] | None,
+        typer.Option("--policy-config", help="PolicyConfig JSON for versions not on the topic."),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Counterfactual: replay with this policy.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report.")] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write one line per decision with its verdict.")
+    ] = None,
+    show: Annotated[int, typer.Option("--show", help="Mismatches to print.")] = 20,
+) -> None:
+    """Replay the decisions topic without a consumer group, re-derive every decision with the
+    pure core, check each tenant's dual chain and summarise. Exit 1 on any mismatch."""
+    from rich.console import Console
+
+    from streams.audit.reader import ReadRange
+    from streams.audit.report import write_csv, write_json
+    from streams.audit.run import AuditRequest, run_audit
+
+    settings = load_settings()
+    now_ms = int(time.time() * 1000)
+    parts = tuple(partition) if partition else None
+    try:
+        if offsets is not None:
+            rng = ReadRange.parse(offsets, parts)
+        else:
+            rng = ReadRange(
+                start_ms=parse_time_ms(since, now_ms) if since else None,
+                end_ms=parse_time_ms(until, now_ms) if until else None,
+                partitions=parts,
+                lateness_ms=lateness_ms,
+            )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    req = AuditRequest(
+        rng, topic, catalog, list(policy_config or []), counterfactual_policy=policy, progress=True
+    )
+    try:
+        report, rows = run_audit(settings, req)
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if json_out is not None:
+        write_json(report, json_out)
+    if csv_out is not None:
+        write_csv(report, rows, csv_out)
+    _print_audit(Console(), report, show)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_audit(console: Any, report: Any, show: int) -> None:
+    s = report.summary.to_dict()
+    console.print(
+        f"[bold]{report.topic}[/]: {report.rows} records, {report.rederived} re-derived, "
+        f"[{'green' if not report.mismatches else 'red'}]{len(report.mismatches)} mismatches[/], "
+        f"{len(report.chain.breaks)} chain breaks over {report.chain.links_checked} links "
+        f"({report.chain.tenants} tenants), {len(report.chain.duplicates)} duplicates"
+    )
+    for m in report.mismatches[:show]:
+        # one plain line per finding: greppable, never truncated by the terminal width
+        console.print(
+            f"MISMATCH {m.where} request={m.request_id} tenant={m.tenant} {m.field}: "
+            f"recorded={m.recorded!r} re-derived={m.rederived!r}",
+            soft_wrap=True,
+            markup=False,
+        )
+    for b in report.chain.issues[:show]:
+        console.print(
+            f"CHAIN {b.kind} {b.where} tenant={b.tenant} previous={b.previous}: "
+            f"expected={b.expected!r} got={b.got!r}",
+            soft_wrap=True,
+            markup=False,
+        )
+    console.print(
+        f"CO2 {s['co2_g']:.4g} g ({s['co2_g_per_request']:.4g} g/request), accuracy est "
+        f"{s['accuracy_est_mean']:.3f}, floor met {100 * s['floor_met_ratio']:.1f} %, latency "
+        f"cap met {100 * s['latency_cap_met_ratio']:.1f} %, stale intensity "
+        f"{100 * s['stale_intensity_ratio']:.1f} %"
+    )
+    for tenant, t in s["tenants"].items():
+        budget = "no budget" if t["budget_g"] is None else f"budget {t['budget_g']:.4g} g"
+        console.print(
+            f"  {tenant}: {t['decisions']} decisions, {t['co2_g']:.4g} g, {budget}, "
+            f"peak window {t['max_window_spend_g']:.4g} g, "
+            f"{t['decisions_over_budget']} decisions over budget"
+        )
+    cf = report.counterfactual
+    if cf:
+        d = cf["difference"]
+        console.print(
+            f"counterfactual {cf['policy']}: CO2 {cf['counterfactual']['co2_g']:.4g} g vs "
+            f"{cf['recorded']['co2_g']:.4g} g recorded (x{cf['co2_ratio'] or float('nan'):.3g}), "
+            f"Δaccuracy {d['accuracy_est_mean']:+.4f}, Δp95 latency "
+            f"{d['latency_p95_ms_est_mean']:+.1f} ms, {cf['changed_choices']} choices differ, "
+            f"{cf['skipped']} skipped"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
+    app.command("audit")(audit)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import typer
 
+from streams.cli import ops
 from streams.config import InfluxSettings, Settings
 from streams.metrics.query import PromClient
 
@@ -27,3 +29,11 @@ def prom(influx_settings: InfluxSettings) -> PromClient:
     if not client.healthy():
         pytest.skip(f"metrics store not reachable at {influx_settings.url} (scripts/dev.sh up)")
     return client
+
+
+def ops_cli() -> typer.Typer:
+    """A fresh root app with only the ops commands (the shared root app registers once)."""
+    root = typer.Typer()
+    root.callback()(lambda: None)
+    ops.register(root)
+    return root

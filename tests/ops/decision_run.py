@@ -119,7 +119,9 @@ def make_run(policy: str = "gar-pd", batches: int = 6, per_batch: int = 20) -> R
     return Run(catalog, config, requests, records)
 
 
-async def _publish(settings: Settings, topic: str, records: list[dict[str, Any]]) -> None:
+async def _publish(
+    settings: Settings, topic: str, records: list[dict[str, Any]]
+) -> list[tuple[int, int]]:
     from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -134,17 +136,21 @@ async def _publish(settings: Settings, topic: str, records: list[dict[str, Any]]
     producer = AIOKafkaProducer(**client_kwargs(settings.kafka), acks="all")
     await producer.start()
     try:
-        for rec in records:
+        futures = [
             await producer.send(
                 topic,
                 orjson.dumps(rec),
                 key=str(rec["tenant"]).encode(),
                 timestamp_ms=int(rec["ts_ms"]),
             )
-        await producer.flush()
+            for rec in records
+        ]
+        metas = [await f for f in futures]
     finally:
         await producer.stop()
+    return [(m.partition, m.offset) for m in metas]
 
 
-def publish(settings: Settings, topic: str, records: list[dict[str, Any]]) -> None:
-    asyncio.run(_publish(settings, topic, records))
+def publish(settings: Settings, topic: str, records: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Publish keyed by tenant (as the router does); returns each record's (partition, offset)."""
+    return asyncio.run(_publish(settings, topic, records))

@@ -6,10 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from streams.cli import ops
 from streams.config import InfluxSettings, Settings
 from streams.metrics import build_metrics
 from streams.metrics.query import PromClient
@@ -17,17 +15,10 @@ from streams.report.store import legend
 from streams.report.timespec import parse_time_ms
 from streams.report.views import DASHBOARDS
 
+from .conftest import ops_cli
 from .sample_run import write_sample_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _cli() -> typer.Typer:
-    """A fresh root app with only the ops commands (the shared root registers once)."""
-    root = typer.Typer()
-    root.callback()(lambda: None)
-    ops.register(root)
-    return root
 
 
 def test_time_forms() -> None:
@@ -61,7 +52,7 @@ def test_report_from_store_renders_every_view(
     monkeypatch.setenv("GAR_INFLUX__URL", influx_settings.url)
     out = tmp_path / "rep"
     result = CliRunner().invoke(
-        _cli(),
+        ops_cli(),
         [
             "report",
             "--out",
@@ -117,7 +108,7 @@ def test_report_from_the_decisions_topic(
     publish(settings, settings.topics.name(settings.topics.decisions), run.records)
     monkeypatch.setenv("GAR_TOPICS__PREFIX", topic_prefix)
     result = CliRunner().invoke(
-        _cli(), ["report", "--source", "decisions", "--offsets", ":", "--out", str(tmp_path)]
+        ops_cli(), ["report", "--source", "decisions", "--offsets", ":", "--out", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
     assert "panels have data" in result.output

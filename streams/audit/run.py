@@ -1,0 +1,74 @@
+"""One ``gar audit`` run end to end: read, re-derive, chain, summarise, counterfactual."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.audit.reader import DecisionRow, ReadRange, read_decisions
+from streams.audit.rederive import (
+    Rederiver,
+    configs_from_policy_rows,
+    counterfactual,
+    load_config_file,
+)
+from streams.audit.report import AuditReport, audit_rows
+from streams.config import Settings
+from streams.core import Catalog, PolicyConfig
+
+
+@dataclass
+class AuditRequest:
+    rng: ReadRange
+    topic: str | None = None
+    catalog_path: Path | None = None
+    config_files: list[Path] = field(default_factory=list)
+    read_policy_topic: bool = True
+    counterfactual_policy: str | None = None
+    idle_ms: int = 1_000
+    progress: bool = False
+
+
+def load_catalog(settings: Settings, path: Path | None) -> Catalog:
+    if path is not None:
+        return Catalog.load(path)
+    from streams.app.catalog import load_catalog as worker_catalog  # what the router uses
+
+    return worker_catalog(settings)
+
+
+def policy_configs(settings: Settings, req: AuditRequest) -> dict[str, PolicyConfig]:
+    default = PolicyConfig()  # what the router uses before any policy record arrives
+    configs = {default.version: default}
+    if req.read_policy_topic:
+        topic = settings.topics.name(settings.topics.policy)
+        try:
+            rows = read_decisions(settings, ReadRange(), topic=topic, idle_ms=req.idle_ms)
+        except LookupError:
+            rows = []
+        configs.update(configs_from_policy_rows(rows))
+    for path in req.config_files:
+        cfg = load_config_file(path)
+        configs[cfg.version] = cfg
+    return configs
+
+
+def run_audit(settings: Settings, req: AuditRequest) -> tuple[AuditReport, list[DecisionRow]]:
+    topic = req.topic or settings.topics.name(settings.topics.decisions)
+    rows = read_decisions(
+        settings, req.rng, topic=topic, idle_ms=req.idle_ms, progress=req.progress
+    )
+    catalog = load_catalog(settings, req.catalog_path)
+    configs = policy_configs(settings, req)
+    rederive = Rederiver(catalog, configs)
+    if req.progress:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("re-deriving", total=len(rows))
+            report = audit_rows(topic, rows, rederive, lambda: bar.advance(task))
+    else:
+        report = audit_rows(topic, rows, rederive)
+    if req.counterfactual_policy:
+        report.counterfactual = counterfactual(rows, catalog, configs, req.counterfactual_policy)
+    return report, rows
