@@ -18,6 +18,9 @@ def _register() -> None:
     from streams.cli import ops
 
     ops.register(app)
+    from streams.cli import tools
+
+    tools.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,138 @@
+"""``gar produce``: replay real requests onto the requests topic at a chosen pace.
+
+Requests come from the evaluation trace builder (``streams.eval.trace``): real questions of the
+shared correctness data, diurnal arrivals per client region, tenants by weight. Request ids get
+a run prefix so repeated runs are not deduplicated away by the router. Pacing is a fixed rate
+(``rate_per_s``) or an event-time replay clock (``speedup``); ``poison_fraction`` replaces that
+share of messages with hostile variants (``streams.tools.poison``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from streams.config import Settings
+from streams.core.catalog import Catalog
+from streams.core.inputs import Request
+from streams.schema.records import encode, request_record
+from streams.tools.kafka_io import producer, require_topics
+from streams.tools.pacing import RateLimiter, ReplayClock
+from streams.tools.poison import poison
+
+CHUNK = 500
+
+
+@dataclass
+class ProduceStats:
+    sent: int = 0
+    poisoned: int = 0
+    elapsed_s: float = 0.0
+    expected_reasons: Counter[str] = field(default_factory=Counter)
+    per_tenant: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate_per_s(self) -> float:
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def correctness_files(settings: Settings) -> list[Path]:
+    return sorted((settings.data.shared_data_dir / "correctness").glob("*.csv.gz"))
+
+
+def trace_requests(
+    settings: Settings,
+    catalog: Catalog,
+    count: int,
+    *,
+    seed: int = 0,
+    run_id: str | None = None,
+    days: float = 7.0,
+    start_ms: int | None = None,
+    datasets: tuple[str, ...] | None = None,
+) -> list[Request]:
+    """``count`` requests from the real data; ids are ``<run_id>-<n>``."""
+    from streams.data.carbon import load_carbon_dir
+    from streams.data.correctness import load_correctness
+    from streams.eval.trace import TraceOptions, build_trace, default_start_ms
+
+    if start_ms is None:
+        zones = load_carbon_dir(
+            settings.data.shared_data_dir / "carbon" / "electricitymaps-hourly-2023",
+            sorted({r.zone for r in catalog.regions}),
+        )
+        start_ms = default_start_ms(
+            [int(z.ts_ms[0]) for z in zones.values()],
+            [int(z.ts_ms[-1]) for z in zones.values()],
+            days,
+        )
+    data = load_correctness(correctness_files(settings))
+    trace = build_trace(
+        data,
+        catalog,
+        TraceOptions(n_requests=count, start_ms=start_ms, days=days, seed=seed, datasets=datasets),
+    )
+    prefix = run_id or uuid.uuid4().hex[:8]
+    return [replace(r, request_id=f"{prefix}-{i:07d}") for i, r in enumerate(trace.requests)]
+
+
+async def produce_requests(
+    settings: Settings,
+    requests: Sequence[Request],
+    *,
+    rate_per_s: float | None = None,
+    speedup: float | None = None,
+    duration_s: float | None = None,
+    poison_fraction: float = 0.0,
+    seed: int = 0,
+    on_progress: Callable[[int], None] | None = None,
+    producer_options: dict[str, Any] | None = None,
+) -> ProduceStats:
+    """Publish ``requests`` (keyed by tenant); stops at the end or after ``duration_s``."""
+    topic = settings.topics.name(settings.topics.requests)
+    await require_topics(settings, [topic])
+    rng = random.Random(seed)
+    stats = ProduceStats()
+    limiter = RateLimiter(rate_per_s)
+    clock = ReplayClock(requests[0].ts_ms, speedup) if speedup and requests else None
+    prod = producer(settings, **(producer_options or {}))
+    await prod.start()
+    t0 = time.monotonic()
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        for req in requests:
+            if duration_s is not None and time.monotonic() - t0 >= duration_s:
+                break
+            if clock is not None:
+                await clock.wait_for(req.ts_ms)
+            else:
+                await limiter.wait_for(stats.sent)
+            record = request_record(req)
+            if poison_fraction > 0 and rng.random() < poison_fraction:
+                value, reason = poison(record, rng)
+                stats.poisoned += 1
+                stats.expected_reasons[str(reason)] += 1
+            else:
+                value = encode(record)
+            pending.append(await prod.send(topic, value, key=req.tenant.encode()))
+            stats.sent += 1
+            stats.per_tenant[req.tenant] += 1
+            if len(pending) >= CHUNK:
+                await asyncio.gather(*pending)  # backpressure: at most CHUNK unacked
+                pending.clear()
+                if on_progress is not None:
+                    on_progress(stats.sent)
+        await asyncio.gather(*pending)
+        if on_progress is not None:
+            on_progress(stats.sent)
+    finally:
+        await prod.stop()
+        stats.elapsed_s = time.monotonic() - t0
+    return stats
