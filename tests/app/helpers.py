@@ -85,6 +85,17 @@ class WorkerProc:
         return self.log_path.read_text(errors="replace")
 
 
+def wait_log(worker: WorkerProc, needle: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if needle in worker.log():
+            return
+        if worker.proc.poll() is not None:
+            raise RuntimeError(f"worker exited: {worker.log()[-2000:]}")
+        time.sleep(0.2)
+    raise TimeoutError(f"{needle!r} not in worker log: {worker.log()[-2000:]}")
+
+
 def start_worker(settings: Settings, log_path: Path, loglevel: str = "info") -> WorkerProc:
     gar = Path(sys.executable).with_name("gar")
     out = log_path.open("wb")
