@@ -1,0 +1,42 @@
+"""Decision records -> metrics in one call per batch (the router's entry point)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.metrics import Metrics, MetricsWriter
+from streams.metrics.records import LargestBaseline, record_decision_batch
+
+from .decision_run import make_run
+from .test_metrics_unit import RecordingSink
+
+
+def test_baseline_matches_the_core_always_largest_policy() -> None:
+    run = make_run()
+    largest = {r["request_id"]: r["co2_g"] for r in make_run(policy="always-largest").records}
+    baseline = LargestBaseline(run.catalog)
+    for rec in run.records:
+        assert baseline.co2_g(rec) == pytest.approx(largest[rec["request_id"]], rel=1e-12)
+
+
+def test_one_batch_becomes_a_few_aggregated_points() -> None:
+    run = make_run()
+    sink = RecordingSink()
+    writer = MetricsWriter(sink, start=False, clock_ms=lambda: 5)
+    record_decision_batch(
+        Metrics(writer), run.records, baseline=LargestBaseline(run.catalog), budget_window_s=3600.0
+    )
+    writer.flush()
+    lines = [x for x in sink.lines if not x.startswith("gar_metrics_writer")]
+    groups = {(r["tenant"], r["model"], r["region"], r["reason"]) for r in run.records}
+    decision_lines = [x for x in lines if x.startswith("gar_decisions")]
+    assert len(decision_lines) == len(groups)
+    assert sum(int(x.split("count=")[1].split("i")[0]) for x in decision_lines) == len(run.records)
+    # budgets only for tenants with a budget; duals: lambda + nu + mu per dataset seen
+    assert sum(x.startswith("gar_budget") for x in lines) == 2
+    last_acme = [r for r in run.records if r["tenant"] == "acme"][-1]
+    spend = last_acme["window_spend_g_before"] + last_acme["co2_g"]
+    assert any(x.startswith("gar_budget,tenant=acme") and f"spend_g={spend!r}" in x for x in lines)
+    assert sum(x.startswith("gar_duals") for x in lines) == 2 * (2 + 2)
+    assert {x.split(",zone=")[1].split(" ")[0] for x in lines if x.startswith("gar_intensity")}
+    assert len(lines) < len(run.records)  # aggregated: fewer points than requests
