@@ -21,6 +21,9 @@ def _register() -> None:
     from streams.cli import tools
 
     tools.register(app)
+    from streams.cli import eval as eval_cli
+
+    eval_cli.register(app)
 
 
 def main() -> None:

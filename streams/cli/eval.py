@@ -1,0 +1,264 @@
+"""``gar eval`` (the evaluation harness on real data) and ``gar catalog build``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from streams.config import REPO_ROOT, load_settings
+
+DEFAULT_CATALOG = REPO_ROOT / "streams" / "resources" / "catalog.json"
+catalog_app = typer.Typer(no_args_is_help=True, help="Build the routing catalog from real data.")
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    return items or None
+
+
+def _floats(text: str | None) -> list[float]:
+    if text is None or text.strip().lower() in ("", "none", "off"):
+        return []
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _pairs(text: str | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in _split(text) or []:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected dataset=value, got {item!r}")
+    return out
+
+
+def _start_ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(np.datetime64(text.replace("Z", ""), "ms").astype(np.int64))
+    except ValueError:
+        raise typer.BadParameter(f"--start wants an ISO date/time (UTC), got {text!r}") from None
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def eval_cmd(
+    correctness: Annotated[
+        list[Path],
+        typer.Option(
+            "--correctness",
+            help="Correctness CSV(.gz) files (query_id,dataset,model,params_b,correct,"
+            "output_tokens_est). Several: --correctness A B or repeat the option.",
+        ),
+    ],
+    energy: Annotated[Path, typer.Option("--energy", help="ML.ENERGY LLM CSV.")],
+    carbon: Annotated[
+        Path, typer.Option("--carbon", help="Directory of Electricity Maps hourly CSV exports.")
+    ],
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
+    more_correctness: Annotated[
+        list[Path] | None, typer.Argument(help="More correctness files (after --correctness).")
+    ] = None,
+    zones: Annotated[
+        str | None,
+        typer.Option(
+            "--zones", help="Zones to deploy in (default US-MIDA-PJM,US-CAL-CISO,GB,DE-LU,SG)."
+        ),
+    ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option("--policies", help="Policies (default: every registered one + gar-pd@home)."),
+    ] = None,
+    floor: Annotated[
+        float,
+        typer.Option(
+            "--floor",
+            help="Floor level alpha: F_d = alpha x best pool accuracy on d (calibration half).",
+        ),
+    ] = 0.95,
+    floors: Annotated[
+        str | None,
+        typer.Option("--floors", help="Absolute floors per dataset, e.g. gsm8k=0.9,mbpp=0.5."),
+    ] = None,
+    slo_ms: Annotated[float, typer.Option("--slo-ms", help="p95 latency SLO (ms).")] = 12_000.0,
+    seed: Annotated[int, typer.Option("--seed", help="Trace and noise seed.")] = 0,
+    requests: Annotated[int, typer.Option("--requests", help="Requests in the trace.")] = 10_000,
+    days: Annotated[float, typer.Option("--days", help="Length of the period (days).")] = 7.0,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="Period start (UTC ISO); default day 150 of the carbon data."),
+    ] = None,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            help="Model pool (comma-separated names or 'all-open'); "
+            "default: 5 GSM8K + 5 RouterBench open models, 7B-70B.",
+        ),
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="strict | balanced | green.")] = "balanced",
+    signal: Annotated[str, typer.Option("--signal", help="direct | lca intensity.")] = "direct",
+    budget_fraction: Annotated[
+        float,
+        typer.Option(
+            "--budget-fraction",
+            help="Tenant budget as a fraction of always-largest-at-"
+            "home prior CO2 (0 = no budgets).",
+        ),
+    ] = 0.5,
+    sweep: Annotated[
+        str,
+        typer.Option("--sweep", help="Floor levels for the frontier sweep ('none' to skip)."),
+    ] = "0.85,0.9,0.98",
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report-dir", help="Markdown + PNGs (default: <json stem>_report/)."),
+    ] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
+    policy_overrides: Annotated[
+        str | None,
+        typer.Option("--policy-config", help="JSON object of PolicyConfig field overrides."),
+    ] = None,
+) -> None:
+    """Run every policy and both oracles over a trace built from real data."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from streams.core import CoreError
+    from streams.data.catalog_builder import DEFAULT_MODELS, DEFAULT_ZONES
+    from streams.data.errors import DataFileError
+    from streams.eval.report import write_report
+    from streams.eval.runner import (
+        ORACLE_NAMES,
+        SWEEP_POLICIES,
+        default_policies,
+        floor_sweep,
+        run_all,
+        to_json,
+    )
+    from streams.eval.scenario import ScenarioSettings, build_scenario
+
+    if signal not in ("direct", "lca"):
+        raise typer.BadParameter("--signal must be direct or lca")
+    overrides: dict[str, Any] = {}
+    if policy_overrides:
+        try:
+            overrides = json.loads(policy_overrides)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"--policy-config is not JSON: {exc}") from None
+    settings = ScenarioSettings(
+        correctness=tuple([*correctness, *(more_correctness or [])]),
+        energy=energy,
+        carbon_dir=carbon,
+        zones=tuple(_split(zones) or DEFAULT_ZONES),
+        models=tuple(_split(models) or DEFAULT_MODELS),
+        signal=signal,  # type: ignore[arg-type]
+        floor_alpha=floor,
+        floors=_pairs(floors),
+        slo_ms=slo_ms,
+        n_requests=requests,
+        days=days,
+        start_ms=_start_ms(start),
+        seed=seed,
+        mode=mode,
+        budget_fraction=budget_fraction if budget_fraction > 0 else None,
+        policy_overrides=overrides,
+    )
+    try:
+        scn = build_scenario(settings)
+    except DataFileError as exc:
+        _fail(str(exc))
+        return
+    except (KeyError, ValueError, CoreError) as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    wanted = _split(policies) or default_policies()
+    online = [p for p in wanted if p not in ORACLE_NAMES]
+    alphas = _floats(sweep)
+    total = len(scn.trace) * (len(online) + len(ORACLE_NAMES))
+    total += len(scn.trace) * len(alphas) * len(SWEEP_POLICIES)
+    with Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("eval", total=total)
+
+        def tick(name: str, n: int) -> None:
+            bar.update(task, advance=n, description=name)
+
+        try:
+            run = run_all(scn, online, progress=tick)
+            points = floor_sweep(scn, alphas, progress=tick) if alphas else []
+        except CoreError as exc:
+            _fail(str(exc))
+            return
+    report = to_json(run, points)
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    out_dir = report_dir or json_out.with_name(json_out.stem + "_report")
+    if plots:
+        write_report(run, report, out_dir)
+    else:
+        from streams.eval.report import markdown_table
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "results.md").write_text(markdown_table(report), encoding="utf-8")
+    from streams.eval.report import markdown_table
+
+    typer.echo(markdown_table(report))
+    typer.echo(f"wrote {json_out} and {out_dir}/")
+
+
+def catalog_build(
+    out: Annotated[Path, typer.Option("--out", help="Catalog JSON to write.")] = DEFAULT_CATALOG,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data", help="Shared data dir (default: settings).")
+    ] = None,
+    zones: Annotated[str | None, typer.Option("--zones", help="Comma-separated zones.")] = None,
+    models: Annotated[
+        str | None, typer.Option("--models", help="Model pool or 'all-open'.")
+    ] = None,
+) -> None:
+    """Build the default catalog (models, regions, priors from the calibration half)."""
+    from streams.data import load_correctness, load_energy
+    from streams.data.catalog_builder import DEFAULT_MODELS, DEFAULT_ZONES, build_catalog
+    from streams.data.errors import DataFileError
+    from streams.eval.scenario import resolve_models
+
+    root = data_dir or load_settings().data.shared_data_dir
+    try:
+        data = load_correctness(sorted((root / "correctness").glob("*.csv*")))
+        profiles = load_energy(root / "energy" / "mlenergy-v3-llm.csv")
+        built = build_catalog(
+            data,
+            profiles,
+            resolve_models(data, _split(models) or DEFAULT_MODELS),
+            tuple(_split(zones) or DEFAULT_ZONES),
+        )
+    except (DataFileError, KeyError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built.catalog.dump(out)
+    typer.echo(f"wrote {out}: {len(built.catalog.models)} models x "
+               f"{len(built.catalog.regions)} regions")  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval", no_args_is_help=True)(eval_cmd)
+    catalog_app.command("build")(catalog_build)
+    app.add_typer(catalog_app, name="catalog")

@@ -1,0 +1,91 @@
+"""Feed the core's hindsight oracles with the world's true outcomes.
+
+* ``oracle-lp``: true CO2 of every (request, candidate) at the request's actual hour, and the
+  hindsight mean accuracy of each model on each dataset *over this trace* (what a policy could
+  at best learn); floors per dataset over the whole trace; the same tenant budgets.
+* ``oracle-perfect``: the same LP with each query's true 0/1 correctness per model.
+
+Allowed pairs: the request's eligible models and, per request, the candidates whose realised
+latency is within the SLO (a request with none may use all). Metrics of an oracle are
+expectations under its fractional assignment ``x``; latency and decision counts use its
+integral reading ``argmax x``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.core.oracle import OracleResult, oracle_lp, oracle_perfect
+from streams.eval.scenario import Scenario
+from streams.eval.world import Outcomes
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class OracleRun:
+    name: str
+    result: OracleResult
+    co2_g: FloatArray  # per request, expected under x
+    energy_j: FloatArray
+    correct: FloatArray  # per request, expected under x
+    latency_ms: FloatArray  # of argmax x
+    choice: npt.NDArray[np.int64]
+
+
+def hindsight_accuracy(scn: Scenario) -> FloatArray:
+    """(N, K): mean correctness of the candidate's model on the request's dataset over the trace."""
+    t, cat = scn.trace, scn.catalog
+    corr = t.correct.astype(np.float64)
+    acc = np.zeros((len(t.dataset_names), len(cat.models)))
+    for d in range(len(t.dataset_names)):
+        rows = t.dataset_idx == d
+        if rows.any():
+            block = corr[rows]
+            known = block >= 0
+            acc[d] = np.where(known.any(0), (block * known).sum(0) / np.maximum(known.sum(0), 1), 0)
+    return acc[t.dataset_idx][:, cat.cand_model_idx]
+
+
+def run_oracle(name: str, scn: Scenario, everything: Outcomes) -> OracleRun:
+    t, cat = scn.trace, scn.catalog
+    eligible = t.correct[:, cat.cand_model_idx] >= 0
+    allowed = eligible & (everything.latency_ms <= scn.settings.slo_ms)
+    allowed |= eligible & ~allowed.any(axis=1, keepdims=True)
+    floors = np.array([scn.floors.get(d, 0.0) for d in t.dataset_names])
+    if name == "oracle-perfect":
+        accuracy = np.clip(everything.correct, 0, 1).astype(np.float64)
+    else:
+        accuracy = hindsight_accuracy(scn)
+    budget_kw: dict[str, object] = {}
+    if scn.budgets_g:
+        budget_kw = {
+            "tenant": t.tenant_idx,
+            "ts_ms": t.ts_ms,
+            "budgets_g": np.array([scn.budgets_g.get(n, np.inf) for n in t.tenants]),
+            "window_ms": scn.settings.budget_window_ms,
+        }
+    solve = oracle_perfect if name == "oracle-perfect" else oracle_lp
+    result = solve(
+        everything.co2_g,
+        accuracy,
+        allowed,
+        t.dataset_idx,
+        floors,
+        **budget_kw,  # type: ignore[arg-type]
+    )
+    x = result.x
+    rows = np.arange(len(t))
+    real = np.clip(everything.correct, 0, 1).astype(np.float64)
+    return OracleRun(
+        name=name,
+        result=result,
+        co2_g=(x * everything.co2_g).sum(axis=1),
+        energy_j=(x * everything.energy_j).sum(axis=1),
+        correct=(x * real).sum(axis=1),
+        latency_ms=everything.latency_ms[rows, result.choice],
+        choice=result.choice,
+    )

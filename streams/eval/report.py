@@ -1,0 +1,144 @@
+"""Markdown table and PNG plots of an evaluation run (matplotlib, Agg backend, no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from streams.eval.runner import ORACLE_NAMES, EvalRun
+
+DPI = 80
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    pol = report["policies"]
+    base = pol.get("always-largest", {}).get("co2_g_per_request")
+    lines = [
+        "| policy | CO2 mg/request | vs always-largest | accuracy | floor met (avg) "
+        "| windows met | p95 latency ms | SLO met | budget violation g | fallbacks |",
+        "|---|---:|---:|---:|:---:|---:|---:|:---:|---:|---:|",
+    ]
+    order = sorted(pol, key=lambda n: (n in ORACLE_NAMES, pol[n]["co2_g_per_request"]))
+    for name in order:
+        m = pol[name]
+        vs = f"{100 * (m['co2_g_per_request'] / base - 1):+.1f}%" if base else "n/a"
+        fb = m.get("reasons", {}).get("infeasible_fallback", 0)
+        lines.append(
+            f"| {name} | {1000 * m['co2_g_per_request']:.4f} | {vs} | {m['accuracy']:.4f} "
+            f"| {'yes' if m['floor_met'] else 'no'} | {100 * m['floor_met_fraction']:.0f}% "
+            f"| {m['latency_p95_ms']:.0f} | {'yes' if m['slo_met'] else 'no'} "
+            f"| {m['budget_violation_g']:.3f} | {fb} |"
+        )
+    s = report.get("summary", {})
+    if "gar_pd_co2_ratio_to_oracle_lp" in s:
+        lines += [
+            "",
+            f"gar-pd / oracle-lp CO2: {s['gar_pd_co2_ratio_to_oracle_lp']:.3f}; "
+            f"reduction vs always-largest: {100 * s['gar_pd_reduction_vs_always_largest']:.1f}% "
+            f"({s['gar_pd_accuracy_delta_points_vs_always_largest']:+.2f} accuracy points; "
+            f"paper: ~{100 * s['paper_reduction_vs_always_largest']:.0f}% at "
+            f"-{s['paper_accuracy_loss_points']} points); reduction vs "
+            f"largest-greenest-region: "
+            f"{100 * s.get('gar_pd_reduction_vs_largest_greenest_region', float('nan')):.1f}%.",
+        ]
+    floors = report["scenario"]["floors"]
+    lines += ["", "Floors: " + ", ".join(f"{d} {f:.3f}" for d, f in sorted(floors.items()))]
+    return "\n".join(lines) + "\n"
+
+
+def plot_frontier(report: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    pol = report["policies"]
+    sweep = report.get("floor_sweep", [])
+    for name in sorted({p["policy"] for p in sweep}):
+        pts = sorted((p for p in sweep if p["policy"] == name), key=lambda p: p["floor_alpha"])
+        ax.plot(
+            [p["accuracy"] for p in pts],
+            [1000 * p["co2_g_per_request"] for p in pts],
+            "-", alpha=0.5, lw=1,
+        )  # fmt: skip
+    for name, m in sorted(pol.items()):
+        marker = "*" if name in ORACLE_NAMES else ("D" if name.startswith("gar") else "o")
+        ax.scatter(m["accuracy"], 1000 * m["co2_g_per_request"], marker=marker, s=60, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("accuracy (realised, all datasets)")
+    ax.set_ylabel("CO2 per request (mg, log)")
+    ax.set_title("Carbon-accuracy frontier (lines: floor sweep)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_regions(run: EvalRun, path: Path, policy: str = "gar-pd") -> None:
+    scn = run.scenario
+    t = scn.trace
+    days = (t.ts_ms - t.ts_ms[0]) / 86_400_000
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    lo, hi = int(t.ts_ms[0]), int(t.ts_ms[-1])
+    for z, series in scn.zones.items():
+        sel = (series.ts_ms >= lo - 3_600_000) & (series.ts_ms <= hi)
+        ax1.plot((series.ts_ms[sel] - lo) / 86_400_000, series.intensity_g_per_kwh[sel], label=z)
+    ax1.set_ylabel("gCO2/kWh")
+    ax1.set_title("Grid carbon intensity (Electricity Maps, hourly)")
+    ax1.legend(fontsize=7, ncol=3)
+    res = run.runs.get(policy)
+    if res is not None:
+        cat = scn.catalog
+        region = cat.cand_region_idx[res.candidate]
+        params = np.array([m.params_b for m in cat.models])[cat.cand_model_idx[res.candidate]]
+        jitter = (np.arange(len(region)) % 7 - 3) * 0.05
+        sc = ax2.scatter(days, region + jitter, c=np.log10(params), s=3, cmap="viridis")
+        ax2.set_yticks(range(len(cat.regions)), [r.name for r in cat.regions])
+        fig.colorbar(sc, ax=ax2, label="log10 model params (B)")
+        ax2.set_title(f"{policy}: chosen region per request")
+    ax2.set_xlabel("days since start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def plot_budget_duals(run: EvalRun, path: Path, policy: str = "gar-pd") -> None:
+    scn = run.scenario
+    res = run.runs.get(policy)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    if res is not None:
+        t = scn.trace
+        tenant = 0
+        sel = t.tenant_idx == tenant
+        days = (t.ts_ms[sel] - t.ts_ms[0]) / 86_400_000
+        ax1.plot(days, res.window_spend_g[sel], lw=0.8, label="rolling spend (g)")
+        if np.isfinite(res.budget_g[sel]).any():
+            ax1.plot(days, res.budget_g[sel], "r--", lw=1, label="budget (g)")
+        ax1.set_ylabel("g CO2 in window")
+        ax1.set_title(f"{policy}, {t.tenants[tenant]}: rolling spend vs budget")
+        ax1.legend(fontsize=8)
+        ax2.plot(days, res.lam[sel], lw=0.8, label="lambda (carbon)")
+        for d, name in enumerate(t.dataset_names):
+            ds = t.dataset_idx[sel] == d
+            ax2.plot(days[ds], res.mu[sel][ds], lw=0.8, label=f"mu {name}")
+        ax2.plot(days, res.nu[sel], lw=0.8, label="nu (latency)")
+        ax2.set_ylabel("dual value")
+        ax2.legend(fontsize=8)
+    ax2.set_xlabel("days since start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def write_report(run: EvalRun, report: dict[str, Any], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "results.md", out_dir / "frontier.png", out_dir / "regions.png",
+             out_dir / "budget_duals.png"]  # fmt: skip
+    paths[0].write_text(markdown_table(report), encoding="utf-8")
+    plot_frontier(report, paths[1])
+    plot_regions(run, paths[2])
+    plot_budget_duals(run, paths[3])
+    return paths

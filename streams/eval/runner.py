@@ -1,0 +1,196 @@
+"""Run every requested policy and both oracles on one scenario and collect the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streams.core import PolicyConfig, policy_names
+from streams.eval.metrics import MetricSettings, policy_metrics
+from streams.eval.oracles import OracleRun, run_oracle
+from streams.eval.scenario import Scenario, with_floor_alpha
+from streams.eval.simulate import RunResult, restrict_to_home, simulate
+from streams.eval.world import Outcomes
+
+ORACLE_NAMES = ("oracle-lp", "oracle-perfect")
+HOME_SUFFIX = "@home"
+PAPER_REDUCTION_VS_LARGEST = 0.74
+PAPER_ACCURACY_LOSS_POINTS = 0.4
+
+
+def default_policies() -> list[str]:
+    """Every registered policy plus the home-region variant of gar-pd (no spatial shifting)."""
+    return [*policy_names(), f"gar-pd{HOME_SUFFIX}"]
+
+
+@dataclass
+class EvalRun:
+    scenario: Scenario
+    runs: dict[str, RunResult] = field(default_factory=dict)
+    oracles: dict[str, OracleRun] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+
+
+def metric_settings(scn: Scenario) -> MetricSettings:
+    return MetricSettings(
+        floors=scn.floors,
+        slo_ms=scn.settings.slo_ms,
+        budgets_g=scn.budgets_g,
+        budget_window_ms=scn.settings.budget_window_ms,
+        floor_window_ms=scn.settings.floor_window_ms,
+    )
+
+
+def _labels(scn: Scenario, cand: np.ndarray) -> list[str]:
+    deps = scn.catalog.deployments
+    return [f"{deps[k][0]}@{deps[k][1]}" for k in cand.tolist()]
+
+
+def run_metrics(scn: Scenario, run: RunResult) -> dict[str, Any]:
+    t, o = scn.trace, run.outcomes
+    m = policy_metrics(
+        ts_ms=t.ts_ms, dataset_idx=t.dataset_idx, dataset_names=t.dataset_names,
+        tenant_idx=t.tenant_idx, tenants=t.tenants, chosen_labels=_labels(scn, run.candidate),
+        co2_g=o.co2_g, energy_j=o.energy_j, latency_ms=o.latency_ms,
+        correct=np.clip(o.correct, 0, 1), settings=metric_settings(scn),
+    )  # fmt: skip
+    reasons: dict[str, int] = {}
+    for r in run.reasons:
+        reasons[r] = reasons.get(r, 0) + 1
+    m["reasons"] = reasons
+    m["lambda_max"] = float(run.lam.max(initial=0.0))
+    m["mu_max"] = float(run.mu.max(initial=0.0))
+    m["nu_max"] = float(run.nu.max(initial=0.0))
+    return m
+
+
+def oracle_metrics(scn: Scenario, o: OracleRun) -> dict[str, Any]:
+    t = scn.trace
+    m = policy_metrics(
+        ts_ms=t.ts_ms, dataset_idx=t.dataset_idx, dataset_names=t.dataset_names,
+        tenant_idx=t.tenant_idx, tenants=t.tenants, chosen_labels=_labels(scn, o.choice),
+        co2_g=o.co2_g, energy_j=o.energy_j, latency_ms=o.latency_ms, correct=o.correct,
+        settings=metric_settings(scn),
+    )  # fmt: skip
+    m["lp_status"] = o.result.status
+    m["lp_feasible"] = o.result.feasible
+    m["lp_floor_shortfall"] = o.result.floor_shortfall.tolist()
+    m["lp_budget_overspend_g"] = float(o.result.budget_overspend_g.sum())
+    m["fractional_requests"] = int(np.sum(o.result.x.max(axis=1) < 1 - 1e-6))
+    return m
+
+
+def run_policy(
+    scn: Scenario,
+    name: str,
+    config: PolicyConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+    keep_records: bool = False,
+) -> RunResult:
+    base = name.removesuffix(HOME_SUFFIX)
+    requests = None
+    if name.endswith(HOME_SUFFIX):
+        requests = restrict_to_home(scn.trace.requests, scn.home)
+    return simulate(
+        base, scn.world, scn.zones, config or scn.config, requests=requests,
+        batch_ms=scn.settings.batch_ms, progress=progress, keep_records=keep_records, label=name,
+    )  # fmt: skip
+
+
+def summary(metrics: dict[str, dict[str, Any]], oracle: str = "oracle-lp") -> dict[str, Any]:
+    """gar-pd against the oracle and the baselines, next to the paper's figure."""
+    out: dict[str, Any] = {
+        "paper_reduction_vs_always_largest": PAPER_REDUCTION_VS_LARGEST,
+        "paper_accuracy_loss_points": PAPER_ACCURACY_LOSS_POINTS,
+    }
+    gar = metrics.get("gar-pd")
+    if gar is None:
+        return out
+    for base in ("always-largest", "largest-greenest-region", oracle):
+        ref = metrics.get(base)
+        if ref is None or ref["co2_g_per_request"] <= 0:
+            continue
+        key = base.replace("-", "_")
+        out[f"gar_pd_co2_ratio_to_{key}"] = gar["co2_g_per_request"] / ref["co2_g_per_request"]
+        out[f"gar_pd_reduction_vs_{key}"] = 1 - gar["co2_g_per_request"] / ref["co2_g_per_request"]
+        out[f"gar_pd_accuracy_delta_points_vs_{key}"] = 100 * (gar["accuracy"] - ref["accuracy"])
+    ratio = out.get("gar_pd_co2_ratio_to_oracle_lp")
+    out["acceptance"] = {
+        "floor_met_on_average": gar["floor_met"],
+        "floor_met_fraction": gar["floor_met_fraction"],
+        "floor_windows_ok": gar["floor_met_fraction"] >= 0.95,
+        "slo_met": gar["slo_met"],
+        "within_10pct_of_oracle_lp": ratio is not None and ratio <= 1.10,
+        "within_3pct_of_oracle_lp": ratio is not None and ratio <= 1.03,
+    }
+    return out
+
+
+def run_all(
+    scn: Scenario,
+    policies: Sequence[str],
+    *,
+    oracles: Sequence[str] = ORACLE_NAMES,
+    progress: Callable[[str, int], None] | None = None,
+) -> EvalRun:
+    out = EvalRun(scn)
+    for name in policies:
+        tick = None if progress is None else (lambda n, _p=name: progress(_p, n))
+        run = run_policy(scn, name, progress=tick)
+        out.runs[name] = run
+        out.metrics[name] = run_metrics(scn, run)
+    if oracles:
+        everything: Outcomes = scn.world.all_outcomes()
+        for name in oracles:
+            o = run_oracle(name, scn, everything)
+            out.oracles[name] = o
+            out.metrics[name] = oracle_metrics(scn, o)
+            if progress is not None:
+                progress(name, len(scn.trace))
+    return out
+
+
+def to_json(run: EvalRun, sweep: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "format": "gar-eval/1",
+        "scenario": run.scenario.describe(),
+        "policies": run.metrics,
+        "summary": summary(run.metrics),
+        "floor_sweep": sweep or [],
+    }
+
+
+SWEEP_POLICIES = ("gar-pd", "gar-target", "gar-fixed", "oracle-lp", "oracle-perfect")
+
+
+def floor_sweep(
+    scn: Scenario,
+    alphas: Sequence[float],
+    policies: Sequence[str] = SWEEP_POLICIES,
+    progress: Callable[[str, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Carbon-accuracy frontier: the same trace at several floor levels."""
+    points: list[dict[str, Any]] = []
+    for alpha in alphas:
+        variant = with_floor_alpha(scn, alpha)
+        online = [p for p in policies if p not in ORACLE_NAMES]
+        offline = [p for p in policies if p in ORACLE_NAMES]
+        run = run_all(variant, online, oracles=offline, progress=progress)
+        for name, m in run.metrics.items():
+            points.append(
+                {
+                    "floor_alpha": alpha,
+                    "floors": variant.floors,
+                    "policy": name,
+                    "co2_g_per_request": m["co2_g_per_request"],
+                    "accuracy": m["accuracy"],
+                    "floor_met": m["floor_met"],
+                    "floor_met_fraction": m["floor_met_fraction"],
+                    "latency_p95_ms": m["latency_p95_ms"],
+                }
+            )
+    return points
