@@ -52,6 +52,21 @@ def worker(
     run_worker(settings, loglevel or settings.worker.log_level)
 
 
+def demo(
+    requests: int = typer.Option(5_000, "--requests", "-n", min=1, help="requests to route"),
+    rate: float = typer.Option(1_000.0, help="requests per second to publish"),
+    poison: float = typer.Option(0.01, help="share of hostile inputs (dead-lettered)"),
+    timeout_s: float = typer.Option(180.0, "--timeout", help="give up after this long"),
+) -> None:
+    """Local broker + store must be up: route a stream of real requests end to end and print
+    a summary (exits 1 if any request is unaccounted for)."""
+    from streams.app.demo import run_demo
+
+    code = run_demo(load_settings(), requests, rate, poison, timeout_s, console)
+    raise typer.Exit(code)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(topics_app, name="topics")
     root.command("worker")(worker)
+    root.command("demo")(demo)

@@ -1,0 +1,229 @@
+"""``gar demo``: the whole control plane on the local broker, bounded in time.
+
+Topics (own prefix and app id per run) -> carbon feed for the trace's period -> a worker and the
+fleet simulator as real subprocesses -> a stream of real requests (the eval trace builder) ->
+wait until every request is one decision or one dead letter -> summary table. Exits non-zero if
+any request is unaccounted for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.table import Table
+
+from streams.app.admin import ensure_topics
+from streams.app.catalog import DEFAULT_CATALOG_PATH
+from streams.app.kafka import client_kwargs
+from streams.app.topics import TopicLayout, topic_specs
+from streams.config import Settings
+from streams.core.catalog import Catalog
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class DemoResult:
+    sent: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    completions: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def accounted(self) -> int:
+        return len({d["request_id"] for d in self.decisions}) + len(self.dead)
+
+
+def demo_settings(base: Settings, catalog_path: Path) -> Settings:
+    run = uuid.uuid4().hex[:6]
+    d = base.model_dump()
+    d["app_id"] = f"gar-demo-{run}"
+    d["topics"]["prefix"] = f"demo.{run}."
+    d["worker"]["catalog_path"] = str(catalog_path)
+    return Settings(**d)
+
+
+def demo_catalog(settings: Settings) -> Path:
+    """The packaged catalog, or one built from the shared real data (cached under var/)."""
+    if settings.worker.catalog_path is not None:
+        return settings.worker.catalog_path
+    if DEFAULT_CATALOG_PATH.exists():
+        return DEFAULT_CATALOG_PATH
+    path = settings.dev.state_dir / "demo" / "catalog.json"
+    if not path.exists():
+        from streams.data.catalog_builder import build_catalog
+        from streams.data.correctness import load_correctness
+        from streams.data.energy import load_energy
+        from streams.tools.produce import correctness_files
+
+        data = load_correctness(correctness_files(settings))
+        profiles = load_energy(settings.data.shared_data_dir / "energy" / "mlenergy-v3-llm.csv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build_catalog(data, profiles).catalog.dump(path)
+    return path
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "GAR_APP_ID": settings.app_id,
+        "GAR_TOPICS__PREFIX": settings.topics.prefix,
+        "GAR_TOPICS__PARTITIONS": str(settings.topics.partitions),
+        "GAR_WORKER__CATALOG_PATH": str(settings.worker.catalog_path),
+        "GAR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+    })
+    return env
+
+
+def _gar(args: list[str], settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    gar = Path(sys.executable).with_name("gar")
+    return subprocess.Popen([str(gar), *args], env=_env(settings), stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+
+
+async def _collect(settings: Settings, lay: TopicLayout, run_prefix: str, n: int,
+                   timeout_s: float, res: DemoResult) -> None:
+    """Read decisions, dead letters and completions until all ``n`` requests are accounted."""
+    consumer = AIOKafkaConsumer(
+        lay.decisions, lay.dead_letter, settings.topics.name(settings.topics.completions),
+        **client_kwargs(settings.kafka), group_id=None, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    deadline = time.monotonic() + timeout_s
+    seen_decided: set[str] = set()
+    try:
+        while time.monotonic() < deadline:
+            for tp, msgs in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
+                for m in msgs:
+                    rec = orjson.loads(m.value)
+                    if not str(rec.get("request_id") or "").startswith(run_prefix) and (
+                        tp.topic != lay.dead_letter
+                    ):
+                        continue
+                    if tp.topic == lay.decisions:
+                        if rec["request_id"] not in seen_decided:
+                            seen_decided.add(rec["request_id"])
+                            res.decisions.append(rec)
+                    elif tp.topic == lay.dead_letter:
+                        res.dead.append(rec)
+                    else:
+                        res.completions.append(rec)
+            if res.accounted >= n:
+                if len(res.completions) >= len(res.decisions):
+                    break
+                # Every request is accounted for; give the fleet's telemetry a little longer.
+                deadline = min(deadline, time.monotonic() + 15.0)
+    finally:
+        await consumer.stop()
+
+
+def run_demo(base: Settings, n_requests: int, rate_per_s: float, poison_fraction: float,
+             timeout_s: float, console: Console) -> int:
+    from streams.tools.carbon_feed import carbon_dir, feed_carbon, merged_events
+    from streams.tools.produce import produce_requests, trace_requests
+
+    catalog_path = demo_catalog(base)
+    settings = demo_settings(base, catalog_path)
+    catalog = Catalog.load(catalog_path)
+    lay = TopicLayout.from_settings(settings, catalog.model_names)
+    logs = settings.dev.state_dir / "demo" / settings.app_id
+    logs.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]gar demo[/bold] app {settings.app_id}, topics {settings.topics.prefix}*,"
+                  f" catalog {catalog_path} ({len(catalog.model_names)} models x "
+                  f"{len(catalog.regions)} regions), logs {logs}")
+    asyncio.run(ensure_topics(settings, topic_specs(settings, catalog.model_names)))
+    run_id = f"demo{uuid.uuid4().hex[:6]}"
+    requests = trace_requests(settings, catalog, n_requests, run_id=run_id, days=1.0)
+    start_ms = min(r.ts_ms for r in requests) // HOUR_MS * HOUR_MS - 2 * HOUR_MS
+    hours = (max(r.ts_ms for r in requests) - start_ms) // HOUR_MS + 2
+    zones = sorted({r.zone for r in catalog.regions})
+    events = merged_events(carbon_dir(settings), zones, start_ms=start_ms,
+                           end_ms=start_ms + hours * HOUR_MS)
+    fed = asyncio.run(feed_carbon(settings, events))
+    console.print(f"carbon feed: {fed.sent} hourly readings for {len(zones)} zones")
+    worker = _gar(["worker"], settings, logs / "worker.log")
+    fleet = _gar(["fleet", "--duration", str(timeout_s + 30)], settings, logs / "fleet.log")
+    res = DemoResult()
+    t0 = time.monotonic()
+    try:
+        stats = asyncio.run(produce_requests(settings, requests, rate_per_s=rate_per_s,
+                                             poison_fraction=poison_fraction))
+        res.sent = stats.sent
+        console.print(f"produced {stats.sent} requests ({stats.poisoned} poisoned) at "
+                      f"{stats.rate_per_s:.0f}/s")
+        asyncio.run(_collect(settings, lay, run_id, stats.sent, timeout_s, res))
+        res.elapsed_s = time.monotonic() - t0
+    finally:
+        for proc in (fleet, worker):
+            proc.terminate()
+        for proc in (fleet, worker):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print_summary(console, catalog, res)
+    lost = res.sent - res.accounted
+    if lost > 0:
+        console.print(f"[red]{lost} requests unaccounted for[/red] (see {logs})")
+        return 1
+    console.print(f"[green]all {res.sent} requests accounted for[/green] in {res.elapsed_s:.1f}s")
+    return 0
+
+
+def print_summary(console: Console, catalog: Catalog, res: DemoResult) -> None:
+    decs = res.decisions
+    per = Counter((d["model"], d["region"]) for d in decs)
+    t = Table(title="decisions per model and region")
+    for col in ("model", "region", "decisions", "share"):
+        t.add_column(col, justify="right" if col in ("decisions", "share") else "left")
+    for (m, r), n in sorted(per.items(), key=lambda kv: -kv[1]):
+        t.add_row(m, r, str(n), f"{n / max(len(decs), 1):.1%}")
+    console.print(t)
+    largest = max(catalog.models, key=lambda m: (m.params_b, m.name)).name
+    big = [k for k, (m, _) in enumerate(catalog.deployments) if m == largest]
+    co2 = np.array([d["co2_g"] for d in decs]) if decs else np.zeros(1)
+    # Always-largest baseline, per request: the largest model in its lowest-latency region.
+    base = np.array([
+        d["candidates"]["co2_g"][min(big, key=lambda k: d["candidates"]["latency_ms"][k])]
+        for d in decs
+    ]) if decs else np.zeros(1)
+    comp = res.completions
+    correct = [c["correct"] for c in comp if c.get("correct") is not None]
+    lat = np.array([c["latency_ms"] for c in comp]) if comp else np.zeros(0)
+    s = Table(title="summary")
+    s.add_column("metric")
+    s.add_column("value", justify="right")
+    s.add_row("requests sent", str(res.sent))
+    s.add_row("decisions", str(len(decs)))
+    s.add_row("dead letters", str(len(res.dead)))
+    s.add_row("CO2 per request (g, est.)", f"{co2.mean():.4f}")
+    s.add_row(f"CO2 per request, always-largest ({largest})", f"{base.mean():.4f}")
+    s.add_row("CO2 saved vs always-largest", f"{1 - co2.sum() / max(base.sum(), 1e-12):.1%}")
+    s.add_row("accuracy est. (chosen) / floor (mean)",
+              f"{np.mean([d['accuracy_est'] for d in decs] or [0]):.3f} / "
+              f"{np.mean([d['floor'] for d in decs] or [0]):.3f}")
+    s.add_row("accuracy realised (fleet telemetry)",
+              f"{np.mean(correct):.3f} ({len(correct)} graded)" if correct else "n/a")
+    slo = np.mean([d["latency_cap_ms"] for d in decs] or [0])
+    s.add_row("p95 latency realised / SLO (ms)",
+              f"{np.percentile(lat, 95):.0f} / {slo:.0f}" if lat.size else f"n/a / {slo:.0f}")
+    reasons = Counter(d["reason"] for d in res.dead)
+    s.add_row("dead-letter reasons", ", ".join(f"{k}={v}" for k, v in reasons.most_common()))
+    s.add_row("decision reasons",
+              ", ".join(f"{k}={v}" for k, v in Counter(d["reason"] for d in decs).items()))
+    console.print(s)
