@@ -16,6 +16,7 @@ a blocking HTTP client and the routing loop must not wait for it either way.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -78,6 +79,7 @@ class MetricsWriter:
         self._dropped_overflow = 0
         self._dropped_failed = 0
         self._errors = 0
+        self._last_warn_s = -math.inf
         self._thread: threading.Thread | None = None
         if start:
             self.start()
@@ -156,19 +158,28 @@ class MetricsWriter:
                 return True
             except Exception as exc:  # any sink failure is counted, never raised to routing
                 self._errors += 1
-                # Type only: an HTTP error body or URL could echo credentials back.
-                log.warning(
-                    "metrics write failed (attempt %d/%d): %s",
-                    attempt + 1,
-                    self._retries + 1,
-                    type(exc).__name__,
-                )
+                self._log_failure(type(exc).__name__)
                 if attempt < self._retries and not self._stop.is_set():
                     self._sleep_s(delay_s)
                     delay_s *= 2
                 elif attempt < self._retries:
                     continue  # closing: retry without sleeping, bounded by max_retries
         return False
+
+    def _log_failure(self, kind: str) -> None:
+        """Warn on the first failure and then at most once a minute: a down store must not
+        flood the router's log. Type only: an HTTP error body could echo credentials back."""
+        now = time.monotonic()
+        if now - self._last_warn_s >= 60.0:
+            log.warning(
+                "metrics store write failing (%s); %d write errors, %d points dropped so far",
+                kind,
+                self._errors,
+                self._dropped_overflow + self._dropped_failed,
+            )
+            self._last_warn_s = now
+        else:
+            log.debug("metrics write failed (%s)", kind)
 
     def flush(self) -> WriterStats:
         """Drain everything buffered now (in batches), plus one self-metrics point."""
@@ -206,9 +217,12 @@ class MetricsWriter:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
-        stats = self.flush()
+        self.flush()
+        with self._lock:  # what the store never took is lost: count it, do not hide it
+            self._dropped_failed += len(self._buf)
+            self._buf.clear()
         self._sink.close()
-        return stats
+        return self.stats()
 
     def __enter__(self) -> MetricsWriter:
         return self

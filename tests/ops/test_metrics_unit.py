@@ -184,3 +184,20 @@ def test_disabled_metrics_are_noops() -> None:
     m.decisions([DecisionSample("t", "m", "r", "x", "p", 1.0, 1.0, 1.0)])
     m.flush()
     m.close()
+
+
+def test_down_store_warns_once_and_close_counts_what_was_never_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = RecordingSink(fail_times=10**6)
+    w = _writer(sink, max_retries=2, retry_backoff_ms=1, batch_size=10)
+    w.add_lines(f"m v={i} 1" for i in range(35))
+    with caplog.at_level("WARNING", logger="streams.metrics.writer"):
+        for _ in range(3):
+            w.flush()
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1  # not one per attempt: a down store must not flood the log
+    stats = w.close()
+    assert stats.buffered_points == 0
+    assert stats.dropped_points == 35  # 3 failed batches + the 5 left at close
+    assert sink.closed
