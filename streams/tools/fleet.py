@@ -11,12 +11,10 @@ records.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -28,7 +26,7 @@ from streams.ingress.dispatch import parse_dispatch
 from streams.ingress.rejected import Rejected, Source
 from streams.schema.records import completion_record, encode
 from streams.tools.fleet_model import FleetModel
-from streams.tools.kafka_io import producer, require_topics
+from streams.tools.kafka_io import BatchedSender, producer, require_topics
 
 
 @dataclass
@@ -79,55 +77,75 @@ async def run_fleet(
         heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
         max_poll_records=batch_max,
     )
-    prod = producer(settings)
+    sender = BatchedSender(producer(settings), chunk=batch_max)
     stats = FleetStats()
-    await prod.start()
-    await consumer.start()
-    t0 = last_input = time.monotonic()
-    try:
-        while True:
-            now = time.monotonic()
-            if duration_s is not None and now - t0 >= duration_s:
-                break
-            if idle_timeout_s is not None and now - last_input >= idle_timeout_s:
-                break
-            if max_messages is not None and stats.consumed >= max_messages:
-                break
-            budget = (
-                batch_max if max_messages is None else min(batch_max, max_messages - stats.consumed)
+    t0 = time.monotonic()
+    async with sender:
+        await consumer.start()
+        try:
+            await _serve(
+                consumer,
+                sender,
+                model,
+                ctx,
+                out_topic,
+                stats,
+                max_messages=max_messages,
+                duration_s=duration_s,
+                idle_timeout_s=idle_timeout_s,
+                batch_max=batch_max,
+                on_progress=on_progress,
             )
-            batch = await consumer.getmany(timeout_ms=200, max_records=budget)
-            if not batch:
-                continue
-            last_input = time.monotonic()
-            pending: list[asyncio.Future[Any]] = []
-            for tp, records in batch.items():
-                for rec in records:
-                    stats.consumed += 1
-                    order = parse_dispatch(
-                        rec.value, ctx, Source(tp.topic, tp.partition, rec.offset)
-                    )
-                    if isinstance(order, Rejected):
-                        stats.invalid += 1
-                        stats.invalid_reasons[str(order.reason)] += 1
-                        continue
-                    done = model.complete(order)
-                    pending.append(
-                        await prod.send(
-                            out_topic, encode(completion_record(done)), key=done.tenant.encode()
-                        )
-                    )
-                    stats.completed += 1
-                    stats.per_model[done.model] += 1
-                    stats.correct += bool(done.correct)
-                    stats.energy_j += done.energy_j or 0.0
-                    stats.latency_ms_sum += done.latency_ms
-            await asyncio.gather(*pending)
-            await consumer.commit()  # only after the completions are acknowledged
-            if on_progress is not None:
-                on_progress(stats)
-    finally:
-        await consumer.stop()
-        await prod.stop()
-        stats.elapsed_s = time.monotonic() - t0
+        finally:
+            await consumer.stop()
+            stats.elapsed_s = time.monotonic() - t0
     return stats
+
+
+async def _serve(
+    consumer: AIOKafkaConsumer,
+    sender: BatchedSender,
+    model: FleetModel,
+    ctx: IngressContext,
+    out_topic: str,
+    stats: FleetStats,
+    *,
+    max_messages: int | None,
+    duration_s: float | None,
+    idle_timeout_s: float | None,
+    batch_max: int,
+    on_progress: Callable[[FleetStats], None] | None,
+) -> None:
+    t0 = last_input = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if duration_s is not None and now - t0 >= duration_s:
+            return
+        if idle_timeout_s is not None and now - last_input >= idle_timeout_s:
+            return
+        if max_messages is not None and stats.consumed >= max_messages:
+            return
+        left = batch_max if max_messages is None else min(batch_max, max_messages - stats.consumed)
+        batch = await consumer.getmany(timeout_ms=200, max_records=left)
+        if not batch:
+            continue
+        last_input = time.monotonic()
+        for tp, records in batch.items():
+            for rec in records:
+                stats.consumed += 1
+                order = parse_dispatch(rec.value, ctx, Source(tp.topic, tp.partition, rec.offset))
+                if isinstance(order, Rejected):
+                    stats.invalid += 1
+                    stats.invalid_reasons[str(order.reason)] += 1
+                    continue
+                done = model.complete(order)
+                await sender.send(out_topic, encode(completion_record(done)), done.tenant.encode())
+                stats.completed += 1
+                stats.per_model[done.model] += 1
+                stats.correct += bool(done.correct)
+                stats.energy_j += done.energy_j or 0.0
+                stats.latency_ms_sum += done.latency_ms
+        await sender.drain()
+        await consumer.commit()  # only after the batch's completions are acknowledged
+        if on_progress is not None:
+            on_progress(stats)

@@ -9,7 +9,6 @@ share of messages with hostile variants (``streams.tools.poison``).
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 import uuid
@@ -23,7 +22,7 @@ from streams.config import Settings
 from streams.core.catalog import Catalog
 from streams.core.inputs import Request
 from streams.schema.records import encode, request_record
-from streams.tools.kafka_io import producer, require_topics
+from streams.tools.kafka_io import BatchedSender, producer, require_topics
 from streams.tools.pacing import RateLimiter, ReplayClock
 from streams.tools.poison import poison
 
@@ -102,37 +101,27 @@ async def produce_requests(
     stats = ProduceStats()
     limiter = RateLimiter(rate_per_s)
     clock = ReplayClock(requests[0].ts_ms, speedup) if speedup and requests else None
-    prod = producer(settings, **(producer_options or {}))
-    await prod.start()
+    sender = BatchedSender(producer(settings, **(producer_options or {})), CHUNK, on_progress)
     t0 = time.monotonic()
     try:
-        pending: list[asyncio.Future[Any]] = []
-        for req in requests:
-            if duration_s is not None and time.monotonic() - t0 >= duration_s:
-                break
-            if clock is not None:
-                await clock.wait_for(req.ts_ms)
-            else:
-                await limiter.wait_for(stats.sent)
-            record = request_record(req)
-            if poison_fraction > 0 and rng.random() < poison_fraction:
-                value, reason = poison(record, rng)
-                stats.poisoned += 1
-                stats.expected_reasons[str(reason)] += 1
-            else:
-                value = encode(record)
-            pending.append(await prod.send(topic, value, key=req.tenant.encode()))
-            stats.sent += 1
-            stats.per_tenant[req.tenant] += 1
-            if len(pending) >= CHUNK:
-                await asyncio.gather(*pending)  # backpressure: at most CHUNK unacked
-                pending.clear()
-                if on_progress is not None:
-                    on_progress(stats.sent)
-        await asyncio.gather(*pending)
-        if on_progress is not None:
-            on_progress(stats.sent)
+        async with sender:
+            for req in requests:
+                if duration_s is not None and time.monotonic() - t0 >= duration_s:
+                    break
+                if clock is not None:
+                    await clock.wait_for(req.ts_ms)
+                else:
+                    await limiter.wait_for(stats.sent)
+                record = request_record(req)
+                if poison_fraction > 0 and rng.random() < poison_fraction:
+                    value, reason = poison(record, rng)
+                    stats.poisoned += 1
+                    stats.expected_reasons[str(reason)] += 1
+                else:
+                    value = encode(record)
+                await sender.send(topic, value, req.tenant.encode())
+                stats.sent += 1
+                stats.per_tenant[req.tenant] += 1
     finally:
-        await prod.stop()
         stats.elapsed_s = time.monotonic() - t0
     return stats
