@@ -25,7 +25,7 @@ from ops.decision_run import make_run
 
 from streams.config import InfluxSettings
 from streams.metrics import InfluxSink, Metrics, MetricsWriter
-from streams.metrics.records import LargestBaseline, record_decision_batch
+from streams.metrics.records import LargestBaseline, record_decision_batch, record_decisions
 
 
 class NullSink:
@@ -53,6 +53,23 @@ def hot_path() -> None:
     print(
         f"hot path: {dt / (reps * len(batches)) * 1e3:.2f} ms per 1000-decision batch, "
         f"{dt / n * 1e6:.2f} us per decision, {pts / (reps * len(batches)):.0f} points/batch"
+    )
+
+
+def hot_path_objects() -> None:
+    run = make_run(batches=10, per_batch=1000)
+    writer = MetricsWriter(NullSink(), start=False, buffer_max_points=10**7)
+    m = Metrics(writer, worker="bench")
+    reps = 5
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        for lo in range(0, len(run.decisions), 1000):
+            record_decisions(m, run.decisions[lo : lo + 1000], budget_window_s=3600.0)
+    dt = time.perf_counter() - t0
+    n = reps * len(run.decisions)
+    print(
+        f"hot path (Decision objects): {dt / (n / 1000) * 1e3:.2f} ms per 1000-decision "
+        f"batch, {dt / n * 1e6:.2f} us per decision"
     )
 
 
@@ -117,6 +134,7 @@ def main() -> None:
     ap.add_argument("--url", default=InfluxSettings().url)
     args = ap.parse_args()
     hot_path()
+    hot_path_objects()
     throughput(args.url)
     store_down()
 

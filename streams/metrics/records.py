@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streams.core import Catalog
+import numpy as np
+
+from streams.core import Catalog, Decision
 from streams.metrics.measurements import (
     BudgetSample,
     DecisionSample,
@@ -129,3 +131,90 @@ def record_decision_batch(
         ],
         ts_ms,
     )
+
+
+def _largest_co2_g(decisions: Sequence[Decision]) -> list[float]:
+    """Vectorised always-largest baseline per batch (decisions share their batch matrices)."""
+    out = [0.0] * len(decisions)
+    by_batch: dict[int, list[int]] = {}
+    for j, d in enumerate(decisions):
+        by_batch.setdefault(id(d.shared), []).append(j)
+    for js in by_batch.values():
+        shared = decisions[js[0]].shared
+        est, ctx = shared.est, shared.ctx
+        rows = np.asarray([decisions[j].row for j in js])
+        params = ctx.params_b[ctx.catalog.cand_model_idx]  # (K,)
+        el = est.eligible[rows]
+        best = np.where(el, params[None, :], -np.inf).max(axis=1)
+        mask = el & (params[None, :] >= best[:, None])
+        k = np.where(mask, est.latency_ms[rows], np.inf).argmin(axis=1)
+        co2 = est.co2_g[rows, k]
+        for j, v in zip(js, co2.tolist(), strict=True):
+            out[j] = float(v)
+    return out
+
+
+def record_decisions(
+    metrics: Metrics,
+    decisions: Sequence[Decision],
+    *,
+    budget_window_s: float = 0.0,
+    ts_ms: int | None = None,
+) -> None:
+    """Like ``record_decision_batch`` but straight from core ``Decision`` objects (no record
+    dicts, baseline computed on the batch's numpy matrices): the router's cheapest path."""
+    if metrics.writer is None or not decisions:
+        return
+    baseline = _largest_co2_g(decisions)
+    metrics.decisions(
+        [
+            DecisionSample(
+                d.tenant,
+                d.model,
+                d.region,
+                d.reason,
+                d.shared.policy,
+                d.co2_g,
+                d.accuracy,
+                d.latency_ms,
+                b,
+            )
+            for d, b in zip(decisions, baseline, strict=True)
+        ],
+        ts_ms,
+    )
+    last: dict[str, Decision] = {}
+    mu: dict[str, dict[str, float]] = {}
+    by_region: dict[str, Decision] = {}
+    for d in decisions:
+        last[d.tenant] = d
+        ds = d.shared.est.requests[d.row].dataset
+        mu.setdefault(d.tenant, {})[ds] = d.duals_after.mu
+        by_region[d.region] = d
+    metrics.budgets(
+        [
+            BudgetSample(t, d.window_spend_g_before + d.co2_g, d.budget_g, budget_window_s)
+            for t, d in last.items()
+            if d.budget_g is not None
+        ],
+        ts_ms,
+    )
+    metrics.duals(
+        [DualSample(t, d.duals_after.lam, d.duals_after.nu, mu[t]) for t, d in last.items()],
+        ts_ms,
+    )
+    samples = []
+    for d in by_region.values():
+        zi = d.to_record()["intensity"]  # one per region per batch: the record's own view
+        samples.append(
+            IntensitySample(
+                zone=str(zi["zone"]),
+                intensity_g_per_kwh=float(zi["intensity_g_per_kwh"]),
+                age_s=(zi["age_ms"] or 0) / 1000.0,
+                source=str(zi["source"] or "none"),
+                signal_type=str(zi["signal_type"] or "none"),
+                estimated=bool(zi["estimated"]),
+                stale=bool(zi["stale"]),
+            )
+        )
+    metrics.intensity(samples, ts_ms)

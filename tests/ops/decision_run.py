@@ -16,6 +16,7 @@ import orjson
 from streams.config import Settings
 from streams.core import (
     Catalog,
+    Decision,
     IntensityReading,
     IntensityView,
     PolicyConfig,
@@ -64,6 +65,7 @@ class Run:
     config: PolicyConfig
     requests: list[Request]
     records: list[dict[str, Any]]
+    decisions: list[Decision]
 
 
 def policy_config() -> PolicyConfig:
@@ -81,6 +83,7 @@ def make_run(policy: str = "gar-pd", batches: int = 6, per_batch: int = 20) -> R
     states: dict[str, TenantState] = {}
     requests: list[Request] = []
     records: list[dict[str, Any]] = []
+    made: list[Decision] = []
     for b in range(batches):
         ts = T0_MS + b * 60_000
         view = IntensityView.from_readings(
@@ -106,6 +109,7 @@ def make_run(policy: str = "gar-pd", batches: int = 6, per_batch: int = 20) -> R
         ]
         new_states, decisions = pol.decide_batch(ctx, states, batch)
         states.update(new_states)
+        made.extend(decisions)
         for j, d in enumerate(decisions):
             rec = d.to_record()
             rec["schema_version"] = 1
@@ -116,7 +120,7 @@ def make_run(policy: str = "gar-pd", batches: int = 6, per_batch: int = 20) -> R
             }
             records.append(rec)
         requests.extend(batch)
-    return Run(catalog, config, requests, records)
+    return Run(catalog, config, requests, records, made)
 
 
 async def _publish(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.metrics import Metrics, MetricsWriter
-from streams.metrics.records import LargestBaseline, record_decision_batch
+from streams.metrics.records import LargestBaseline, record_decision_batch, record_decisions
 
 from .decision_run import make_run
 from .test_metrics_unit import RecordingSink
@@ -40,3 +40,21 @@ def test_one_batch_becomes_a_few_aggregated_points() -> None:
     assert sum(x.startswith("gar_duals") for x in lines) == 2 * (2 + 2)
     assert {x.split(",zone=")[1].split(" ")[0] for x in lines if x.startswith("gar_intensity")}
     assert len(lines) < len(run.records)  # aggregated: fewer points than requests
+
+
+def test_decision_objects_and_records_give_the_same_points() -> None:
+    run = make_run()
+    from_records, from_objects = RecordingSink(), RecordingSink()
+    w1 = MetricsWriter(from_records, start=False, clock_ms=lambda: 5)
+    w2 = MetricsWriter(from_objects, start=False, clock_ms=lambda: 5)
+    for lo in range(0, len(run.records), 20):  # the run's own batches
+        record_decision_batch(
+            Metrics(w1),
+            run.records[lo : lo + 20],
+            baseline=LargestBaseline(run.catalog),
+            budget_window_s=3600.0,
+        )
+        record_decisions(Metrics(w2), run.decisions[lo : lo + 20], budget_window_s=3600.0)
+    w1.flush()
+    w2.flush()
+    assert from_objects.lines == from_records.lines
