@@ -90,6 +90,7 @@ def run_policy(
     config: PolicyConfig | None = None,
     progress: Callable[[int], None] | None = None,
     keep_records: bool = False,
+    feedback: bool = True,
 ) -> RunResult:
     base = name.removesuffix(HOME_SUFFIX)
     requests = None
@@ -98,6 +99,7 @@ def run_policy(
     return simulate(
         base, scn.world, scn.zones, config or scn.config, requests=requests,
         batch_ms=scn.settings.batch_ms, progress=progress, keep_records=keep_records, label=name,
+        feedback=feedback,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ Event-time loop, in micro-batches of ``batch_ms`` (like the worker's ``take()`` 
 3. ``RoutingContext.build`` + ``policy.decide_batch`` decide the batch; tenant states carry
    over between batches;
 4. the world realises the outcome of each decision and queues its completion at
-   ``ts + serving latency``.
+   ``ts + serving latency`` (``feedback=False``: estimators keep the catalog priors).
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def simulate(
     keep_records: bool = False,
     progress: Progress | None = None,
     label: str | None = None,
+    feedback: bool = True,
 ) -> RunResult:
     catalog, trace = world.catalog, world.trace
     reqs = requests if requests is not None else trace.requests
@@ -160,7 +161,8 @@ def simulate(
                 energy_j=float(o.energy_j[j]),
                 correct=bool(o.correct[j] == 1),
             )
-            heapq.heappush(pending, (done, i, completion))
+            if feedback:
+                heapq.heappush(pending, (done, i, completion))
         if progress is not None:
             progress(hi - lo)
     outcomes = world.outcomes(np.arange(n, dtype=np.int64), cand)

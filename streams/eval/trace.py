@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,14 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self.requests)
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {r.request_id: i for i, r in enumerate(self.requests)}
+
+    def index_of(self, request_id: str) -> int:
+        """Row of a request id (KeyError if the trace has no such request)."""
+        return self._index[request_id]
 
     def truth(self, i: int) -> RequestTruth:
         allowed = self.correct[i] >= 0
