@@ -174,7 +174,7 @@ def _print_audit(console: Any, report: Any, show: int) -> None:
         # one plain line per finding: greppable, never truncated by the terminal width
         console.print(
             f"MISMATCH {m.where} request={m.request_id} tenant={m.tenant} {m.field}: "
-            f"recorded={m.recorded!r} re-derived={m.rederived!r}",
+            f"recorded={m.recorded} re-derived={m.rederived}",
             soft_wrap=True,
             markup=False,
         )
