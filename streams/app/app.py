@@ -43,6 +43,8 @@ from streams.ingress.context import IngressContext
 from streams.ingress.intensity import parse_intensity_many
 from streams.ingress.policy import parse_policy
 from streams.ingress.rejected import Reason, Rejected, Stage
+from streams.metrics import CompletionSample, Metrics, build_metrics
+from streams.metrics.records import record_decisions
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class RouterApp:
     views: Views
     tables: dict[str, Any]
     counters: Counters
+    metrics: Metrics
 
 
 def events_to_raw(events: Sequence[Any]) -> list[RawMessage]:
@@ -86,7 +89,9 @@ def events_to_raw(events: Sequence[Any]) -> list[RawMessage]:
     return out
 
 
-def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
+def create_app(
+    settings: Settings, catalog: Catalog | None = None, metrics: Metrics | None = None
+) -> RouterApp:
     catalog = catalog or load_catalog(settings)
     layout = TopicLayout.from_settings(settings, catalog.model_names)
     w = settings.worker
@@ -130,6 +135,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
                          w.dedupe_max_per_partition)
     router = Router(catalog, layout, get_policy(w.policy), tenants, dedupe, ingress)
     counters = Counters()
+    metrics = metrics if metrics is not None else build_metrics(settings.influx)
     tail = DecisionTail(settings.kafka)
     scanned: set[int] = set()
     state = {"est_refreshed": 0.0, "est_published": 0.0}
@@ -137,6 +143,14 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
 
     def producer_sink() -> BatchSink:
         return BatchSink(app.producer._ensure_producer())  # type: ignore[attr-defined]
+
+    def dead_letter(
+        sink: BatchSink, rej: Rejected, key: bytes | None, partition: int, now_ms: int
+    ) -> None:
+        """Side-input rejects (completions, intensity, policy): record + count."""
+        sink.add(layout.dead_letter, key, dead_letter_bytes(rej, now_ms), partition=partition)
+        counters.dead_letters += 1
+        metrics.dead_letters({(str(rej.reason), str(rej.stage)): 1})
 
     def policy_for(name: str) -> Any:
         if name not in policies:
@@ -176,8 +190,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
                 state["est_refreshed"] = now
             await ensure_recovered({m.partition for m in msgs})
             router.policy = policy_for(views.policy_name)
+            t0 = time.perf_counter()
             first, second, third = producer_sink(), producer_sink(), producer_sink()
-            router.route_batch(ctx, msgs, first, second)
+            stats = router.route_batch(ctx, msgs, first, second)
             offsets = await first.flush()  # decisions (and dead letters) are durable ...
             await second.flush()  # ... before their dispatch records
             for (topic, p), nxt in offsets.items():
@@ -187,6 +202,11 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
             dedupe.checkpoint(third)
             await third.flush()  # the checkpoint is durable before offsets are committed
             counters.batches += 1
+            record_decisions(metrics, stats.decisions,
+                             budget_window_s=views.policy.budget_window_ms / 1000)
+            if stats.dead_letter_reasons:
+                metrics.dead_letters(stats.dead_letter_reasons)
+            metrics.throughput("route", len(msgs), time.perf_counter() - t0)
 
     @app.agent(completions_topic, name="completions")
     async def completions(stream: Any) -> None:
@@ -194,6 +214,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
             sink = producer_sink()
             now_ms = int(time.time() * 1000)
             touched: set[int] = set()
+            samples: list[CompletionSample] = []
+            slo_ms = views.policy.latency_slo_ms
             for msg in events_to_raw(events):
                 parsed = parse_completion(msg.value, ingress, msg.source)
                 if not isinstance(parsed, Rejected):
@@ -204,12 +226,16 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
                                           str(exc), msg.value or b"", msg.source, None,
                                           parsed.request_id, parsed.tenant)
                 if isinstance(parsed, Rejected):
-                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(parsed, now_ms),
-                             partition=msg.partition)
-                    counters.dead_letters += 1
+                    dead_letter(sink, parsed, msg.key, msg.partition, now_ms)
                     continue
                 touched.add(msg.partition)
                 counters.completions += 1
+                samples.append(CompletionSample(
+                    parsed.tenant, parsed.model, parsed.region, parsed.latency_ms,
+                    co2_realised_g=realised_co2_g(parsed.region, parsed.ts_ms, parsed.energy_j),
+                    energy_j=parsed.energy_j, correct=parsed.correct, slo_latency_ms=slo_ms,
+                ))
+            metrics.completions(samples)
             if touched:
                 views.mark_estimators_dirty()
             now = time.monotonic()
@@ -217,6 +243,17 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
                 publish_estimators(sink)
                 state["est_published"] = now
             await sink.flush()
+
+    def realised_co2_g(region: str, ts_ms: int, energy_j: float | None) -> float | None:
+        """Measured energy x the zone's intensity at completion time x PUE (metrics only: the
+        budget window is charged with decision-time estimates so the audit chain re-derives)."""
+        ri = catalog.region_index.get(region)
+        if energy_j is None or ri is None:
+            return None
+        cfg = views.policy
+        zi = views.intensity.resolve(catalog.regions[ri].zone, ts_ms, cfg.intensity_max_age_ms,
+                                     cfg.stale_intensity_g_per_kwh)
+        return energy_j / 3.6e6 * zi.intensity_g_per_kwh * catalog.regions[ri].pue
 
     def publish_estimators(sink: BatchSink) -> None:
         """Snapshot every locally owned partition's estimator to the compacted GlobalTable."""
@@ -235,9 +272,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
             for msg in events_to_raw(events):
                 parsed = parse_intensity_many(msg.value, ingress, msg.source)
                 if isinstance(parsed, Rejected):
-                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(parsed, now_ms),
-                             partition=0)
-                    counters.dead_letters += 1
+                    dead_letter(sink, parsed, msg.key, msg.partition, now_ms)
                     continue
                 for reading in parsed:
                     hist = histories.get(reading.zone)
@@ -262,9 +297,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
             for msg in events_to_raw(events):
                 parsed = parse_policy(msg.value, ingress, msg.source)
                 if isinstance(parsed, Rejected):
-                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(parsed, now_ms),
-                             partition=0)
-                    counters.dead_letters += 1
+                    dead_letter(sink, parsed, msg.key, msg.partition, now_ms)
                     continue
                 name = parsed.policy_name or w.policy
                 try:
@@ -272,9 +305,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
                 except CoreError as exc:
                     rej = Rejected("policy", Stage.VALIDATE, Reason.OUT_OF_RANGE, str(exc),
                                    msg.value or b"", msg.source, "policy_name")
-                    sink.add(layout.dead_letter, msg.key, dead_letter_bytes(rej, now_ms),
-                             partition=0)
-                    counters.dead_letters += 1
+                    dead_letter(sink, rej, msg.key, msg.partition, now_ms)
                     continue
                 value = orjson.dumps({
                     "config": parsed.config.to_dict(), "policy_name": name,
@@ -294,6 +325,10 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
         scanned.clear()
         views.drop_local()
 
+    @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
+    async def close_metrics(sender: Any, **kwargs: Any) -> None:
+        metrics.close()
+
     @app.task  # type: ignore[untyped-decorator]
     async def quiet_root_logger() -> None:
         # `-l warn` leaves the root logger at DEBUG; resetting it is worth 9-34% (design notes).
@@ -308,5 +343,6 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> RouterApp:
 
     tables = {TENANT_TABLE: tenant_tbl, DEDUPE_TABLE: dedupe_tbl, INTENSITY_TABLE: intensity_tbl,
               POLICY_TABLE: policy_tbl, ESTIMATOR_TABLE: estimator_tbl}
-    _ = (route, completions, intensity, policy, on_revoked, quiet_root_logger, report)
-    return RouterApp(settings, catalog, layout, app, router, views, tables, counters)
+    _ = (route, completions, intensity, policy, on_revoked, close_metrics, quiet_root_logger,
+         report)
+    return RouterApp(settings, catalog, layout, app, router, views, tables, counters, metrics)

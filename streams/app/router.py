@@ -54,6 +54,8 @@ class BatchStats:
     duplicates: int = 0
     redispatched: int = 0
     decisions_per_model: dict[str, int] = field(default_factory=dict)
+    dead_letter_reasons: dict[tuple[str, str], int] = field(default_factory=dict)
+    decisions: list[Any] = field(default_factory=list)  # core Decision objects (for metrics)
 
 
 def encode_tenant(st: TenantState) -> bytes:
@@ -168,6 +170,7 @@ class Router:
         new_states, decisions = self.policy.decide_batch(ctx, states, requests)
         for tenant, st in _as_mapping(new_states).items():
             self.tenants.put(tenant, st, partition_of[tenant])
+        stats.decisions = list(decisions)
         for (req, msg), dec in zip(todo, decisions, strict=True):
             record = dec.to_record()
             sink.add(self.layout.decisions, req.tenant.encode(),
@@ -190,6 +193,8 @@ class Router:
         sink.add(self.layout.dead_letter, key, dead_letter_bytes(rej, now_ms),
                  partition=msg.partition)
         stats.dead_lettered += 1
+        rs = (str(rej.reason), str(rej.stage))
+        stats.dead_letter_reasons[rs] = stats.dead_letter_reasons.get(rs, 0) + 1
 
     def _accumulate(self, s: BatchStats) -> None:
         t = self.totals
