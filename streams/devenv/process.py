@@ -62,8 +62,20 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
                 close_fds=True,
             )
+        self._wait_exec(proc)
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
+
+    def _wait_exec(self, proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+        """Between fork and exec the child still shows our command line (no marker yet)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if self.marker in " ".join(psutil.Process(proc.pid).cmdline()):
+                    return
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                return
+            time.sleep(0.01)
 
     def wait_until(
         self, healthy: Callable[[], bool], timeout_s: float, poll_s: float = 0.25

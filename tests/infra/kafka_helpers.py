@@ -25,8 +25,18 @@ async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 async def create_topic(
     bootstrap: str, name: str, partitions: int, configs: dict[str, str] | None = None
 ) -> None:
+    """Create a topic and wait until the broker's metadata shows all its partitions: creation is
+    acknowledged by the controller before brokers serve it."""
     async with admin_client(bootstrap) as admin:
         await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            (described,) = await admin.describe_topics([name])
+            led = [p for p in described["partitions"] if p["leader"] >= 0]
+            if described["error_code"] == 0 and len(led) == partitions:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"topic {name} not visible in metadata after creation")
 
 
 async def read_all(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from streams.config import DevSettings, Settings
 from streams.devenv import render_server_properties
+from streams.devenv.health import PortTakenError, ensure_port_free
 from streams.devenv.process import ManagedProcess
 
 
@@ -59,3 +61,13 @@ def test_managed_process_start_stop(tmp_path: Path) -> None:
     assert process.stop(timeout_s=10)
     assert process.pid() is None
     assert subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0
+
+
+def test_a_taken_port_is_refused() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(PortTakenError, match="taken"):
+            ensure_port_free("127.0.0.1", port, grace_s=0.3)
+    ensure_port_free("127.0.0.1", port, grace_s=0.3)  # closed: free again
