@@ -77,6 +77,34 @@ def demo_catalog(settings: Settings) -> Path:
     return path
 
 
+def demo_policy(settings: Settings, n_requests: int, days: float) -> dict[str, Any]:
+    """The evaluation scenario's policy (calibrated floors, SLO, per-tenant budgets) as a
+    policy.v1 record, so the demo routes under the same rules as ``gar eval``."""
+    from streams.eval.scenario import ScenarioSettings, build_scenario
+    from streams.tools.produce import correctness_files
+
+    d = settings.data.shared_data_dir
+    scn = build_scenario(ScenarioSettings(
+        correctness=tuple(correctness_files(settings)),
+        energy=d / "energy" / "mlenergy-v3-llm.csv",
+        carbon_dir=d / "carbon" / "electricitymaps-hourly-2023",
+        n_requests=n_requests, days=days,
+    ))
+    return {"schema_version": 1, "scope": "global", "policy_name": settings.worker.policy,
+            "config": scn.config.to_dict()}
+
+
+async def _publish(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
+    from streams.tools.kafka_io import producer
+
+    prod = producer(settings)
+    await prod.start()
+    try:
+        await prod.send_and_wait(topic, value, key=key)
+    finally:
+        await prod.stop()
+
+
 def _env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
@@ -147,6 +175,12 @@ def run_demo(base: Settings, n_requests: int, rate_per_s: float, poison_fraction
                   f" catalog {catalog_path} ({len(catalog.model_names)} models x "
                   f"{len(catalog.regions)} regions), logs {logs}")
     asyncio.run(ensure_topics(settings, topic_specs(settings, catalog.model_names)))
+    policy = demo_policy(settings, n_requests, days=1.0)
+    asyncio.run(_publish(settings, lay.policy, b"global", orjson.dumps(policy)))
+    cfg = policy["config"]
+    console.print(f"policy {policy['policy_name']} v{cfg['version']} ({cfg['mode']}): floors "
+                  f"{cfg['floors']}, p95 SLO {cfg['latency_slo_ms']:.0f} ms, "
+                  f"{len(cfg['budgets_g'])} tenant budgets")
     run_id = f"demo{uuid.uuid4().hex[:6]}"
     requests = trace_requests(settings, catalog, n_requests, run_id=run_id, days=1.0)
     start_ms = min(r.ts_ms for r in requests) // HOUR_MS * HOUR_MS - 2 * HOUR_MS
