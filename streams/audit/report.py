@@ -50,6 +50,7 @@ class AuditReport:
     summary: Summary
     counterfactual: dict[str, Any] | None = None
     unverifiable: list[str] = field(default_factory=list)
+    inputs_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,7 @@ class AuditReport:
             },
             "summary": self.summary.to_dict(),
             "counterfactual": self.counterfactual,
+            "inputs_checked": self.inputs_checked,
             "unverifiable": self.unverifiable,
         }
 

@@ -25,6 +25,7 @@ class AuditRequest:
     config_files: list[Path] = field(default_factory=list)
     read_policy_topic: bool = True
     counterfactual_policy: str | None = None
+    check_inputs: bool = True
     idle_ms: int = 1_000
     progress: bool = False
 
@@ -69,6 +70,13 @@ def run_audit(settings: Settings, req: AuditRequest) -> tuple[AuditReport, list[
             report = audit_rows(topic, rows, rederive, lambda: bar.advance(task))
     else:
         report = audit_rows(topic, rows, rederive)
+    if req.check_inputs:
+        from streams.audit.inputs import check_request_inputs
+
+        checked, found, missing = check_request_inputs(settings, rows, req.idle_ms)
+        report.inputs_checked = checked
+        report.mismatches.extend(found)
+        report.unverifiable.extend(missing)
     if req.counterfactual_policy:
         report.counterfactual = counterfactual(rows, catalog, configs, req.counterfactual_policy)
     return report, rows

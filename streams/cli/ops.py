@@ -122,6 +122,13 @@ def audit(
         Path | None, typer.Option("--csv", help="Write one line per decision with its verdict.")
     ] = None,
     show: Annotated[int, typer.Option("--show", help="Mismatches to print.")] = 20,
+    check_inputs: Annotated[
+        bool,
+        typer.Option(
+            "--check-inputs/--no-check-inputs",
+            help="Also read each decision's request at its recorded offset.",
+        ),
+    ] = True,
 ) -> None:
     """Replay the decisions topic without a consumer group, re-derive every decision with the
     pure core, check each tenant's dual chain and summarise. Exit 1 on any mismatch."""
@@ -147,7 +154,13 @@ def audit(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     req = AuditRequest(
-        rng, topic, catalog, list(policy_config or []), counterfactual_policy=policy, progress=True
+        rng,
+        topic,
+        catalog,
+        list(policy_config or []),
+        counterfactual_policy=policy,
+        check_inputs=check_inputs,
+        progress=True,
     )
     try:
         report, rows = run_audit(settings, req)
@@ -168,8 +181,15 @@ def _print_audit(console: Any, report: Any, show: int) -> None:
         f"[bold]{report.topic}[/]: {report.rows} records, {report.rederived} re-derived, "
         f"[{'green' if not report.mismatches else 'red'}]{len(report.mismatches)} mismatches[/], "
         f"{len(report.chain.breaks)} chain breaks over {report.chain.links_checked} links "
-        f"({report.chain.tenants} tenants), {len(report.chain.duplicates)} duplicates"
+        f"({report.chain.tenants} tenants), {len(report.chain.duplicates)} duplicates, "
+        f"{report.inputs_checked} requests checked at their offsets"
     )
+    if report.unverifiable:
+        console.print(
+            f"{len(report.unverifiable)} unverifiable (e.g. {report.unverifiable[0]})",
+            soft_wrap=True,
+            markup=False,
+        )
     for m in report.mismatches[:show]:
         # one plain line per finding: greppable, never truncated by the terminal width
         console.print(

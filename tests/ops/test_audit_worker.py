@@ -55,11 +55,21 @@ def test_worker_decisions_rederive_and_a_corrupted_one_is_found(
     assert report.mismatches == [], report.mismatches[:5]
     assert report.chain.breaks == [] and report.chain.links_checked == N - 5
     assert report.counterfactual is not None and report.counterfactual["skipped"] == 0
+    assert report.inputs_checked == N and report.unverifiable == []
 
     # Inject a corrupted copy of one decision (another candidate, same everything else).
     victim = copy.deepcopy(rows[N // 2].record)
     assert victim is not None
     victim["candidate"] = 1 - victim["candidate"] if victim["candidate"] < 2 else 0
+    # ... and it points at another request's offset (same partition, so it exists)
+    other = next(
+        r.record
+        for r in rows
+        if r.record
+        and r.record["request_source"]["partition"] == victim["request_source"]["partition"]
+        and r.record is not rows[N // 2].record
+    )
+    victim["request_source"] = other["request_source"]
     asyncio.run(
         produce(settings, layout.decisions, [(victim["tenant"].encode(), orjson.dumps(victim))])
     )
@@ -68,7 +78,8 @@ def test_worker_decisions_rederive_and_a_corrupted_one_is_found(
     assert len(injected) == 1
     where = (injected[0].partition, injected[0].offset)
     assert {(m.partition, m.offset) for m in report.mismatches} == {where}
-    assert "candidate" in {m.field for m in report.mismatches}
+    fields = {m.field for m in report.mismatches}
+    assert "candidate" in fields and "request_source.request_id" in fields
     # same tenant_seq as the original but a different record: a fork in the chain
     assert [(b.kind, b.partition, b.offset) for b in report.chain.breaks] == [
         ("seq_repeat", *where)
