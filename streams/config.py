@@ -96,6 +96,9 @@ class WorkerSettings(BaseModel):
     store: str = "memory://"  # tables rebuild from their changelogs on start
     web_enabled: bool = False
     log_level: str = "warning"
+    # Fault injection for tests: exit the process (as kill -9 would) right after the decisions of
+    # route batch N are acked, before their dispatch and checkpoint. 0 = off.
+    fault_exit_after_decisions_batch: int = 0
 
 
 class Settings(BaseSettings):

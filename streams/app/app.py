@@ -7,6 +7,7 @@ Agents are thin (parse -> core -> state -> send); the work is in ``Router`` (req
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -194,6 +195,8 @@ def create_app(
             first, second, third = producer_sink(), producer_sink(), producer_sink()
             stats = router.route_batch(ctx, msgs, first, second)
             offsets = await first.flush()  # decisions (and dead letters) are durable ...
+            if counters.batches + 1 == w.fault_exit_after_decisions_batch:
+                os._exit(70)  # fault injection (tests): the worst moment to die
             await second.flush()  # ... before their dispatch records
             for (topic, p), nxt in offsets.items():
                 if topic == layout.decisions:
