@@ -1,0 +1,85 @@
+"""Carbon intensity, policy and completions reach the decisions (real broker, real worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from app.helpers import SMALL_CATALOG, produce, read_all, request_bytes, start_worker
+from streams.app.admin import ensure_topics
+from streams.app.topics import TopicLayout, topic_specs
+from streams.core.inputs import Completion
+from streams.core.intensity import IntensityReading
+from streams.core.policy_config import PolicyConfig
+from streams.schema import completion_record, encode, intensity_record
+
+pytestmark = pytest.mark.integration
+MODELS = [m["name"] for m in SMALL_CATALOG["models"]]
+T0_MS = 1_672_531_200_000
+
+
+def _until_n(topic: str, n: int) -> Any:
+    return lambda out: len(out[topic]) >= n
+
+
+def test_intensity_policy_and_completions_shape_decisions(
+    settings_factory: Any, catalog_path: Path, tmp_path: Path
+) -> None:
+    settings = settings_factory(worker={"catalog_path": str(catalog_path), "batch_max": 50,
+                                        "estimator_publish_interval_ms": 200})
+    asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
+    lay = TopicLayout.from_settings(settings, MODELS)
+    cl = f"{settings.app_id}-{{}}-changelog"
+    readings = [
+        IntensityReading("GB", 20.0, T0_MS, "test", "average", False),
+        IntensityReading("US-MIDA-PJM", 900.0, T0_MS, "test", "average", False),
+    ]
+    policy = {"schema_version": 1, "scope": "global", "policy_name": "gar-pd",
+              "config": PolicyConfig(version="test-v7", adaptive_floor_alpha=None,
+                                     latency_slo_ms=60_000.0).to_dict()}
+    worker = start_worker(settings, tmp_path / "w.log")
+    try:
+        asyncio.run(produce(settings, lay.carbon_intensity,
+                            [(r.zone.encode(), encode(intensity_record(r))) for r in readings]))
+        asyncio.run(produce(settings, lay.policy, [(b"global", orjson.dumps(policy))]))
+        asyncio.run(read_all(settings, [cl.format("intensity")],
+                             _until_n(cl.format("intensity"), 2), 60.0))
+        asyncio.run(read_all(settings, [cl.format("policy")],
+                             _until_n(cl.format("policy"), 1), 60.0))
+        first = [(b"a", request_bytes(i, "a", T0_MS + 60_000 + i)) for i in range(20)]
+        asyncio.run(produce(settings, lay.requests, first))
+        out = asyncio.run(read_all(settings, [lay.decisions], _until_n(lay.decisions, 20), 60.0))
+        decisions = [orjson.loads(m.value) for m in out[lay.decisions]]
+        # Completions for the chosen deployments feed the estimators (shared via GlobalTable).
+        comps = [Completion(d["request_id"], "a", d["model"], d["region"], "gsm8k",
+                            T0_MS + 120_000 + i, 800.0, 120, 150, 50.0, True)
+                 for i, d in enumerate(decisions)]
+        asyncio.run(produce(settings, lay.completions,
+                            [(b"a", encode(completion_record(c))) for c in comps]))
+        asyncio.run(read_all(settings, [cl.format("estimators")],
+                             _until_n(cl.format("estimators"), 1), 60.0))
+        time.sleep(1.0)  # one estimator refresh interval on the router side
+        second = [(b"a", request_bytes(100 + i, "a", T0_MS + 180_000 + i)) for i in range(20)]
+        asyncio.run(produce(settings, lay.requests, second))
+        out = asyncio.run(read_all(settings, [lay.decisions], _until_n(lay.decisions, 40), 60.0))
+    finally:
+        worker.stop()
+    decisions = [orjson.loads(m.value) for m in out[lay.decisions]]
+    assert len(decisions) == 40
+    offsets = {"GB": 0, "US-MIDA-PJM": 1}  # both readings went to the single partition
+    for d in decisions:
+        assert d["policy_version"] == "test-v7"
+        zi = d["intensity"]
+        assert zi["source"] == "test" and not zi["stale"]
+        assert zi["source_offset"] == offsets[zi["zone"]]
+        assert zi["reading_g_per_kwh"] == (20.0 if zi["zone"] == "GB" else 900.0)
+    # 45x greener grid: every decision goes to the GB region.
+    assert {d["region"] for d in decisions} == {"eu-north"}
+    late = [d for d in decisions if d["ts_ms"] >= T0_MS + 180_000]
+    assert all(d["estimator_seq"] == len(comps) for d in late)
+    assert all(d["estimator_seq"] == 0 for d in decisions if d not in late)
