@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix, csr_matrix, vstack
 
 from streams.core.errors import CoreError
 
@@ -99,6 +97,10 @@ def oracle_lp(
     floors: (G,) floor per group. Budgets (optional): tenant (N,) index, ts_ms (N,),
     budgets_g (T,) per tenant (np.inf = none), window_ms and stride_ms.
     """
+    # scipy is imported here so that importing streams.core stays light for the worker.
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, csr_matrix, vstack
+
     c = np.asarray(co2_g, dtype=np.float64)
     a = np.asarray(accuracy, dtype=np.float64)
     if c.ndim != 2 or c.shape != a.shape:

@@ -59,7 +59,7 @@ class PolicyConfig:
     """Filter candidates whose CO2 exceeds the budget left in the window (green)."""
 
     # --- duals -------------------------------------------------------------------------------
-    eta_lambda: float = 0.05
+    eta_lambda: float = 1.0
     eta_mu: float = 0.5
     eta_nu: float = 0.05
     lambda_max: float = 100.0

@@ -129,7 +129,8 @@ class TenantWork:
 
     def _evict(self) -> None:
         lo = self.wm_bucket - self.n_buckets
-        for b in [b for b in self.buckets if b <= lo]:
+        # Sorted, so batch and one-at-a-time runs subtract in the same order (float-exact).
+        for b in sorted(b for b in self.buckets if b <= lo):
             s, c = self.buckets.pop(b)
             self.spend_g -= s
             self.count -= int(c)
