@@ -43,6 +43,10 @@ def report(
     offsets: Annotated[
         str, typer.Option("--offsets", help="decisions source: offset range FROM:TO.")
     ] = "",
+    catalog: Annotated[
+        Path | None,
+        typer.Option("--catalog", help="decisions source: catalog for the baseline."),
+    ] = None,
 ) -> None:
     """Render the dashboards' views as PNG plots plus report.md / report.html."""
     settings = load_settings()
@@ -70,7 +74,16 @@ def report(
 
         rng = ReadRange.parse(offsets) if offsets else ReadRange(start_ms=start_ms, end_ms=end_ms)
         rows = read_decisions(settings, rng, progress=True)
-        views = views_from_decisions([r.record for r in rows if r.record], step * 1000)
+        from streams.audit.run import load_catalog
+        from streams.metrics.records import LargestBaseline
+
+        try:
+            baseline: LargestBaseline | None = LargestBaseline(load_catalog(settings, catalog))
+        except Exception as exc:  # the report still works, only without the baseline
+            typer.echo(f"note: no catalog ({type(exc).__name__}); no always-largest baseline")
+            baseline = None
+        records = [r.record for r in rows if r.record]
+        views = views_from_decisions(records, step * 1000, baseline)
         if rows:
             start_ms = min(r.timestamp_ms for r in rows)
             end_ms = max(r.timestamp_ms for r in rows) + 1

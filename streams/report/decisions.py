@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from streams.metrics.records import LargestBaseline
 from streams.report.figures import Line, PanelData, ViewData
 
 Rec = dict[str, Any]
@@ -85,10 +86,21 @@ def _ts(title: str, unit: str, lines: list[Line], stacked: bool = False) -> Pane
     return PanelData(title, unit, "timeseries", lines=lines, stacked=stacked)
 
 
-def views_from_decisions(records: list[Rec], step_ms: float) -> list[ViewData]:
+def views_from_decisions(
+    records: list[Rec], step_ms: float, baseline: LargestBaseline | None = None
+) -> list[ViewData]:
+    """``baseline`` (needs the catalog) adds the always-largest comparison to the carbon view."""
     recs = [r for r in records if isinstance(r.get("ts_ms"), int)]
     n = len(recs)
     co2 = sum(_num(r.get("co2_g")) or 0.0 for r in recs)
+    base: dict[str, float] = {}
+    per_request = _series(recs, step_ms, _const("estimated"), _path("co2_g"), "mean")
+    if baseline is not None:
+        with_base = [(r, b) for r in recs if (b := baseline.co2_g(r)) is not None]
+        total_b = sum(b for _, b in with_base)
+        if total_b > 0:
+            base["saved"] = 1.0 - sum(_num(r.get("co2_g")) or 0.0 for r, _ in with_base) / total_b
+        per_request += _series(recs, step_ms, _const("always-largest"), baseline.co2_g, "mean")
     model_region: KeyFn = lambda r: f"{r.get('model')} @ {r.get('region')}"  # noqa: E731
     carbon = ViewData(
         "gar-carbon",
@@ -97,11 +109,8 @@ def views_from_decisions(records: list[Rec], step_ms: float) -> list[ViewData]:
         [
             _stat("Total CO2 (estimated, range)", "massg", {"estimated": co2} if n else {}),
             _stat("CO2 per request (range)", "massg", {"estimated": co2 / n} if n else {}),
-            _ts(
-                "CO2 per request",
-                "massg",
-                _series(recs, step_ms, _const("estimated"), _path("co2_g"), "mean"),
-            ),
+            _stat("CO2 saved vs always-largest (range)", "percentunit", base),
+            _ts("CO2 per request: estimated vs always-largest", "massg", per_request),
             _ts(
                 "CO2 per interval by model",
                 "massg",

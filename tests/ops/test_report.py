@@ -76,17 +76,20 @@ def test_report_from_store_renders_every_view(
 
 
 def test_report_from_decision_records_has_every_panel(tmp_path: Path) -> None:
+    from streams.metrics.records import LargestBaseline
     from streams.report.decisions import views_from_decisions
     from streams.report.page import write_report
 
     from .decision_run import make_run
 
     run = make_run()
-    views = views_from_decisions(run.records, step_ms=60_000)
+    views = views_from_decisions(run.records, step_ms=60_000, baseline=LargestBaseline(run.catalog))
     empty = [p.title for v in views for p in v.panels if p.empty]
     assert empty == []
     carbon = views[0]
     total = carbon.panels[0].stats["estimated"]
+    largest = sum(r["co2_g"] for r in make_run(policy="always-largest").records)
+    assert carbon.panels[2].stats["saved"] == pytest.approx(1 - total / largest)
     assert abs(total - sum(r["co2_g"] for r in run.records)) < 1e-9
     lam = next(p for p in views[1].panels if p.title.startswith("λ"))
     acme = next(line for line in lam.lines if line.label == "acme")
