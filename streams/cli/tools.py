@@ -36,8 +36,13 @@ def _catalog(settings: Settings, path: str | None) -> Catalog:
 
     from streams.app.catalog import load_catalog
     from streams.core.catalog import Catalog
+    from streams.core.errors import CatalogError
 
-    return Catalog.load(Path(path)) if path else load_catalog(settings)
+    try:
+        return Catalog.load(Path(path)) if path else load_catalog(settings)
+    except CatalogError as exc:
+        console.print(f"[red]{exc}[/red] (pass --catalog PATH)")
+        raise typer.Exit(2) from exc
 
 
 def produce(

@@ -60,7 +60,7 @@ def name(d: Mapping[str, Any], key: str, max_chars: int) -> str:
     v = d[key]
     if type(v) is not str:
         raise _wrong(key, "a string", v)
-    if v in _GOOD_NAMES:
+    if v in _GOOD_NAMES and len(v) <= max_chars:  # cached names passed the format check
         return v
     return check_name(key, v, max_chars)
 

@@ -213,3 +213,11 @@ def test_memoryview_and_bytearray_inputs(ctx: IngressContext) -> None:
     raw = req()
     assert isinstance(parse_request(bytearray(raw), ctx), Request)
     assert isinstance(parse_request(memoryview(raw), ctx), Request)  # type: ignore[arg-type]
+
+
+def test_name_cache_does_not_bypass_a_shorter_limit() -> None:
+    long_name = "m" * 100  # fine as a model name (128), too long for a tenant (64)
+    ctx = IngressContext()
+    ok = parse_request(req(deny_models=[long_name]), ctx)
+    assert isinstance(ok, Request)
+    rejected(req(tenant=long_name), ctx, Reason.STRING_TOO_LONG)
