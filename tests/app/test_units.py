@@ -1,0 +1,220 @@
+"""Unit tests of the app's shell pieces without a broker (fake producer only for the sink)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from app.helpers import SMALL_CATALOG, request_bytes
+from streams.app.checkpoint import CheckpointedMap, decode_json, encode_json
+from streams.app.dedupe import DedupeIndex
+from streams.app.router import RawMessage, Router, tenant_map
+from streams.app.sink import BatchSink
+from streams.app.topics import TopicLayout, dispatch_topic_name, topic_specs
+from streams.config import Settings
+from streams.core.catalog import Catalog
+from streams.core.context import RoutingContext
+from streams.core.policies.base import get_policy
+from streams.core.policy_config import PolicyConfig
+
+T0_MS = 1_672_531_200_000
+
+
+class FakeBatch:
+    def __init__(self, max_records: int) -> None:
+        self.records: list[tuple[Any, Any, Any]] = []
+        self.max_records = max_records
+
+    def append(self, *, key: Any, value: Any, timestamp: Any) -> object | None:
+        if len(self.records) >= self.max_records:
+            return None
+        self.records.append((key, value, timestamp))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class FakeMeta:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+class FakeProducer:
+    """Records what the sink sends; offsets count per topic-partition like a broker."""
+
+    def __init__(self, max_records: int = 1000) -> None:
+        self.max_records = max_records
+        self.sent: list[tuple[str, int, list[tuple[Any, Any, Any]]]] = []
+        self.ends: dict[tuple[str, int], int] = {}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.max_records)
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        self.sent.append((topic, partition, batch.records))
+        base = self.ends.get((topic, partition), 0)
+        self.ends[(topic, partition)] = base + len(batch.records)
+        fut: asyncio.Future[FakeMeta] = asyncio.get_running_loop().create_future()
+        fut.set_result(FakeMeta(topic, partition, base))
+        return fut
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2, 3}
+
+    def records(self, topic: str) -> list[tuple[int, Any, Any]]:
+        return [(p, k, v) for t, p, recs in self.sent if t == topic for k, v, _ in recs]
+
+
+def test_sink_groups_splits_partitions_by_key_and_reports_next_offsets() -> None:
+    prod = FakeProducer(max_records=3)
+    sink = BatchSink(prod)
+    for i in range(7):
+        sink.add("a", b"k", b"%d" % i, partition=1)
+    for i in range(4):
+        sink.add("b", b"req-%d" % i, b"v")
+    ends = asyncio.run(sink.flush())
+    assert [len(r) for t, p, r in prod.sent if t == "a"] == [3, 3, 1]  # split when full
+    assert [v for _, _, v in prod.records("a")] == [b"%d" % i for i in range(7)]  # order kept
+    assert ends[("a", 1)] == 7
+    # Keyed records land where Kafka's default partitioner puts them (stable per key).
+    again = BatchSink(prod)
+    for i in range(4):
+        again.add("b", b"req-%d" % i, b"w")
+    asyncio.run(again.flush())
+    by_key: dict[Any, set[int]] = {}
+    for p, k, _ in prod.records("b"):
+        by_key.setdefault(k, set()).add(p)
+    assert all(len(ps) == 1 for ps in by_key.values())
+    assert asyncio.run(BatchSink(prod).flush()) == {}
+
+
+def test_dedupe_index_checkpoints_evicts_and_reloads() -> None:
+    store: dict[bytes, bytes] = {}
+    idx = DedupeIndex(store, "cl", window_ms=10_000, max_per_partition=3)
+    for i in range(5):
+        idx.add(f"r{i}", 0, T0_MS + i * 1000)
+    idx.set_watermark(0, 42)
+    prod = FakeProducer()
+    sink = BatchSink(prod)
+    idx.checkpoint(sink)
+    asyncio.run(sink.flush())
+    written = prod.records("cl")
+    assert [k for _, k, v in written if v is None] == [b"r:r0", b"r:r1"]  # max 3 kept
+    assert (0, b"w:0", b"42") in written
+    assert not idx.seen("r0") and idx.seen("r4")
+    # A fresh index over the same (recovered) store knows the same ids and watermark.
+    fresh = DedupeIndex(store, "cl", window_ms=10_000, max_per_partition=3)
+    assert fresh.seen("r2") and not fresh.seen("r1") and fresh.watermark(0) == 42
+    fresh.add("r9", 0, T0_MS + 60_000)  # far ahead in event time: the window evicts the rest
+    fresh.checkpoint(BatchSink(prod))
+    assert [k for k in store if k.startswith(b"r:")] == [b"r:r9"]
+
+
+def test_checkpointed_map_writes_only_touched_keys_and_keeps_dirty_on_invalidate() -> None:
+    store: dict[bytes, bytes] = {b"x:a": encode_json({"v": 1})}
+    m: CheckpointedMap[Any] = CheckpointedMap(store, "cl", encode_json, decode_json, b"x:")
+    assert m.get("a") == {"v": 1} and m.get("b") is None
+    m.put("b", {"v": 2}, partition=3)
+    m.invalidate()
+    assert m.get("b") == {"v": 2} and m.dirty_count() == 1
+    prod = FakeProducer()
+    sink = BatchSink(prod)
+    assert m.checkpoint(sink) == 1
+    asyncio.run(sink.flush())
+    assert prod.records("cl") == [(3, b"x:b", encode_json({"v": 2}))]
+    assert store[b"x:b"] == encode_json({"v": 2}) and m.dirty_count() == 0
+
+
+def test_topic_specs_copartition_tenant_state_and_sanitise_dispatch_names() -> None:
+    s = Settings(topics={"prefix": "p.", "partitions": 6}, app_id="app")
+    specs = {t.name: t for t in topic_specs(s, ["meta/llama-2-70b", "small"])}
+    for name in ("p.requests", "p.completions", "p.decisions", "app-tenant_state-changelog",
+                 "app-dedupe-changelog"):
+        assert specs[name].partitions == 6
+    assert specs["app-intensity-changelog"].partitions == 1
+    assert specs["p.policy"].topic_configs()["cleanup.policy"] == "compact"
+    assert specs["p.requests"].topic_configs()["cleanup.policy"] == "delete"
+    assert dispatch_topic_name(s, "meta/llama-2-70b") == "p.dispatch.meta_llama-2-70b"
+    assert "p.dispatch.small" in specs
+
+
+@pytest.fixture
+def router_setup() -> tuple[Router, RoutingContext, TopicLayout]:
+    catalog = Catalog.from_dict(SMALL_CATALOG)
+    layout = TopicLayout.from_settings(Settings(), catalog.model_names)
+    store_t: dict[bytes, bytes] = {}
+    store_d: dict[bytes, bytes] = {}
+    router = Router(catalog, layout, get_policy("gar-pd"), tenant_map(store_t, "tcl"),
+                    DedupeIndex(store_d, "dcl", 3_600_000, 1000))
+    ctx = RoutingContext.build(catalog, PolicyConfig())
+    return router, ctx, layout
+
+
+def _msg(offset: int, value: bytes, partition: int = 0) -> RawMessage:
+    return RawMessage("gar.requests", partition, offset, None, b"t", value)
+
+
+def test_router_batch_decides_dead_letters_and_dedupes(
+    router_setup: tuple[Router, RoutingContext, TopicLayout],
+) -> None:
+    router, ctx, layout = router_setup
+    batch = [_msg(i, request_bytes(i, "t", T0_MS + i)) for i in range(5)]
+    batch.append(_msg(5, b"{oops"))
+    batch.append(_msg(6, request_bytes(2, "t", T0_MS + 2)))  # same id again in the batch
+    batch.append(_msg(7, request_bytes(7, "t", T0_MS, deny_models=["small-8b", "large-70b"])))
+    prod = FakeProducer()
+    first, second = BatchSink(prod), BatchSink(prod)
+    stats = router.route_batch(ctx, batch, first, second)
+    assert (stats.decided, stats.dead_lettered, stats.duplicates) == (5, 2, 1)
+    asyncio.run(first.flush())
+    decisions = [orjson.loads(v) for _, _, v in prod.records(layout.decisions)]
+    assert [d["request_id"] for d in decisions] == [f"req-{i:06d}" for i in range(5)]
+    assert [d["tenant_seq"] for d in decisions] == [1, 2, 3, 4, 5]
+    assert [d["request_source"]["offset"] for d in decisions] == [0, 1, 2, 3, 4]
+    dead = [orjson.loads(v) for _, _, v in prod.records(layout.dead_letter)]
+    assert [(d["stage"], d["reason"]) for d in dead] == [
+        ("decode", "invalid_json"), ("route", "no_candidate")]
+    asyncio.run(second.flush())
+    assert sum(len(prod.records(t)) for t in layout.dispatch.values()) == 5
+    # Re-delivery of the whole batch: nothing new.
+    again = router.route_batch(ctx, batch, BatchSink(prod), BatchSink(prod))
+    assert (again.decided, again.duplicates, again.dead_lettered) == (0, 7, 1)  # bad bytes again
+
+
+def test_router_recovered_decisions_are_redispatched_not_redecided(
+    router_setup: tuple[Router, RoutingContext, TopicLayout],
+) -> None:
+    router, ctx, layout = router_setup
+    prod = FakeProducer()
+    first = BatchSink(prod)
+    batch = [_msg(i, request_bytes(i, "t", T0_MS + i)) for i in range(3)]
+    router.route_batch(ctx, batch, first, BatchSink(prod))
+    asyncio.run(first.flush())
+    logged = {d["request_id"]: d for d in
+              (orjson.loads(v) for _, _, v in prod.records(layout.decisions))}
+    # A second router over empty state (the checkpoint was lost) finds them in the log tail.
+    fresh = Router(router.catalog, layout, router.policy, tenant_map({}, "tcl"),
+                   DedupeIndex({}, "dcl", 3_600_000, 1000))
+    cfg = ctx.config
+    fresh.absorb_recovered(logged, 0, cfg.bucket_ms, cfg.budget_buckets)
+    st = fresh.tenants.get("t")
+    assert st is not None and st.seq == 3
+    assert st.lam == logged["req-000002"]["duals_after"]["lambda"]
+    prod2 = FakeProducer()
+    out1, out2 = BatchSink(prod2), BatchSink(prod2)
+    stats = fresh.route_batch(ctx, [*batch, _msg(3, request_bytes(3, "t", T0_MS + 3))],
+                              out1, out2)
+    assert (stats.redispatched, stats.decided) == (3, 1)
+    asyncio.run(out1.flush())
+    asyncio.run(out2.flush())
+    new = [orjson.loads(v) for _, _, v in prod2.records(layout.decisions)]
+    assert [(d["request_id"], d["tenant_seq"]) for d in new] == [("req-000003", 4)]
+    assert new[0]["duals_before"] == logged["req-000002"]["duals_after"]
+    redispatched = {k.decode(): orjson.loads(v) for t in layout.dispatch.values()
+                    for _, k, v in prod2.records(t)}
+    for rid, d in logged.items():
+        assert redispatched[rid]["model"] == d["model"]
