@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.core.catalog import Catalog, FloatArray, IntArray
-from streams.core.errors import RequestError
+from streams.core.errors import RequestError, StateError
 from streams.core.estimators import (
     PRIOR_P95_FACTOR,
     REFERENCE_INPUT_TOKENS,
@@ -90,7 +90,7 @@ class RoutingContext:
         if snap.acc_mean.shape != (len(catalog.models), len(catalog.datasets)) or (
             snap.energy_scale.shape != (catalog.n_candidates,)
         ):
-            raise RequestError("estimator snapshot does not match the catalog")
+            raise StateError("estimator snapshot does not match the catalog")
         view = intensity if intensity is not None else IntensityView()
         acc_score = snap.acc_lcb if config.use_lcb else snap.acc_mean
         floors = np.asarray([config.floor_min_for(d) for d in catalog.datasets])
