@@ -67,7 +67,7 @@ def test_full_rederive_from_raw_inputs() -> None:
     cfg = config(default_budget_g=0.6)
     ctx = context(cfg)
     reqs = stream(30)
-    states, ds = get_policy("gar-pd").decide_batch(ctx, {}, reqs[:29])
+    states, _ = get_policy("gar-pd").decide_batch(ctx, {}, reqs[:29])
     again = rederive("gar-pd", ctx, states["t"], reqs[29])
     _, full = get_policy("gar-pd").decide_batch(ctx, {}, reqs)
     assert again.to_record() == full[29].to_record()
