@@ -173,7 +173,7 @@ def name_list(
     key: str,
     max_items: int,
     max_chars: int,
-    allowed: Collection[str] | None,
+    allowed: frozenset[str] | None,
     unknown: Reason,
 ) -> tuple[str, ...] | None:
     """An optional list of unique names, each in ``allowed`` (when given)."""
@@ -184,15 +184,20 @@ def name_list(
         raise _wrong(key, "an array of strings or null", v)
     if len(v) > max_items:
         raise Bad(Reason.LIST_TOO_LONG, f"{key} has {len(v)} items, limit is {max_items}", key)
-    for item in v:
-        if type(item) is not str:
-            raise _wrong(key, "an array of strings", item)
-        if allowed is not None and item in allowed:
-            continue
-        check_name(key, item, max_chars)
-        if allowed is not None:
-            raise Bad(unknown, f"{key} names unknown {clip(item)!r}", key, Stage.CATALOG)
     out = tuple(v)
+    try:  # fast path: every entry is a known catalog name
+        known_all = allowed is not None and allowed.issuperset(out)
+    except TypeError:  # an unhashable entry (array/object): reported below
+        known_all = False
+    if not known_all:
+        for item in out:
+            if type(item) is not str:
+                raise _wrong(key, "an array of strings", item)
+            if allowed is not None and item in allowed:
+                continue
+            check_name(key, item, max_chars)
+            if allowed is not None:
+                raise Bad(unknown, f"{key} names unknown {clip(item)!r}", key, Stage.CATALOG)
     if len(set(out)) != len(out):
         raise Bad(Reason.DUPLICATE_ITEM, f"{key} lists the same entry twice", key)
     return out

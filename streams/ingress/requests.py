@@ -95,40 +95,33 @@ def _with_overrides(
     ts_ms: int,
 ) -> Request:
     lim = ctx.limits
-    allow_models = f.name_list(
-        d,
-        "allow_models",
-        lim.max_list_items,
-        lim.max_model_chars,
-        ctx.models,
-        Reason.UNKNOWN_MODEL,
-    )
-    deny_models = f.name_list(
-        d,
-        "deny_models",
-        lim.max_list_items,
-        lim.max_model_chars,
-        ctx.models,
-        Reason.UNKNOWN_MODEL,
-    )
-    allow_regions = f.name_list(
-        d,
-        "allow_regions",
-        lim.max_list_items,
-        lim.max_name_chars,
-        ctx.regions,
-        Reason.UNKNOWN_REGION,
-    )
-    deny_regions = f.name_list(
-        d,
-        "deny_regions",
-        lim.max_list_items,
-        lim.max_name_chars,
-        ctx.regions,
-        Reason.UNKNOWN_REGION,
-    )
-    _check_not_empty("models", allow_models, deny_models)
-    _check_not_empty("regions", allow_regions, deny_regions)
+    models, regions = ctx.models, ctx.regions
+    m_chars, r_chars, items = lim.max_model_chars, lim.max_name_chars, lim.max_list_items
+    # Each override is checked only when present: most requests carry one or two.
+    allow_models = deny_models = allow_regions = deny_regions = None
+    floor = latency_cap_ms = None
+    if "allow_models" in d:
+        allow_models = f.name_list(d, "allow_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
+    if "deny_models" in d:
+        deny_models = f.name_list(d, "deny_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
+    if "allow_regions" in d:
+        allow_regions = f.name_list(
+            d, "allow_regions", items, r_chars, regions, Reason.UNKNOWN_REGION
+        )
+    if "deny_regions" in d:
+        deny_regions = f.name_list(
+            d, "deny_regions", items, r_chars, regions, Reason.UNKNOWN_REGION
+        )
+    if allow_models is not None:
+        _check_not_empty("models", allow_models, deny_models)
+    if allow_regions is not None:
+        _check_not_empty("regions", allow_regions, deny_regions)
+    if "floor" in d:
+        floor = f.number(d, "floor", 0.0, 1.0, optional=True)
+    if "latency_cap_ms" in d:
+        latency_cap_ms = f.number(
+            d, "latency_cap_ms", 0.0, lim.max_latency_ms, optional=True, lo_exclusive=True
+        )
     return Request(
         request_id,
         tenant,
@@ -137,14 +130,12 @@ def _with_overrides(
         output_tokens_est,
         client_region,
         ts_ms,
-        floor=f.number(d, "floor", 0.0, 1.0, optional=True),
-        latency_cap_ms=f.number(
-            d, "latency_cap_ms", 0.0, lim.max_latency_ms, optional=True, lo_exclusive=True
-        ),
-        allow_models=allow_models,
-        deny_models=deny_models,
-        allow_regions=allow_regions,
-        deny_regions=deny_regions,
+        floor,
+        latency_cap_ms,
+        allow_models,
+        deny_models,
+        allow_regions,
+        deny_regions,
     )
 
 
