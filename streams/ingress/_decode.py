@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from streams.ingress._errors import Bad
+from streams.ingress._fields import safe_key
 from streams.ingress.rejected import Reason, Stage
 
 _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
@@ -61,8 +62,8 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         if key in out:
             raise Bad(
                 Reason.DUPLICATE_KEY,
-                f"key {_clip(key)!r} appears more than once in one object",
-                field=_clip(key),
+                f"key {safe_key(key)!r} appears more than once in one object",
+                field=safe_key(key),
                 stage=Stage.DECODE,
             )
         out[key] = val
@@ -101,5 +102,3 @@ def _json_type(value: Any) -> str:
     }.get(type(value), "null")
 
 
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -47,8 +47,8 @@ def check_keys(d: Mapping[str, Any], allowed: frozenset[str], required: tuple[st
         extra = sorted(k for k in d if k not in allowed)
         raise Bad(
             Reason.UNKNOWN_FIELD,
-            f"unknown field(s) {[clip(k) for k in extra[:5]]} for this schema version",
-            clip(extra[0]),
+            f"unknown field(s) {[safe_key(k) for k in extra[:5]]} for this schema version",
+            safe_key(extra[0]),
         )
     for key in required:
         if key not in d:
@@ -232,3 +232,8 @@ def _t(v: Any) -> str:
 
 def clip(s: str, limit: int = 80) -> str:
     return s if len(s) <= limit else s[:limit] + "..."
+
+
+def safe_key(key: str, limit: int = 80) -> str:
+    """A field name from the input, made printable ASCII (it lands in logs and records)."""
+    return clip(ascii(key)[1:-1], limit)

@@ -97,8 +97,8 @@ def _config(cfg: dict[str, Any], ctx: IngressContext) -> PolicyConfig:
     if unknown:
         raise Bad(
             Reason.UNKNOWN_FIELD,
-            f"unknown config field(s) {[f.clip(k) for k in unknown[:5]]}",
-            f"config.{f.clip(unknown[0])}",
+            f"unknown config field(s) {[f.safe_key(k) for k in unknown[:5]]}",
+            f"config.{f.safe_key(unknown[0])}",
         )
     if "version" not in cfg:
         raise Bad(Reason.MISSING_FIELD, "config.version is required", "config.version")

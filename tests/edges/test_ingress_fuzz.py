@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.core.policy_config import MODES
 from streams.ingress import (
     IngressContext,
     Reason,
@@ -22,6 +23,7 @@ from streams.ingress import (
     parse_policy,
     parse_request,
 )
+from streams.ingress.policy import CONFIG_FIELDS
 from streams.schema import dead_letter_record, validation_errors
 
 from .samples import CATALOG, VALID_COMPLETION, VALID_INTENSITY, VALID_REQUEST
@@ -135,3 +137,18 @@ def test_provider_shaped_json(obj: dict[str, Any], ctx: IngressContext) -> None:
 )
 def test_hostile_classics(raw: bytes, ctx: IngressContext) -> None:
     check(raw, ctx)
+
+
+@FUZZ
+@given(
+    config=st.dictionaries(
+        st.sampled_from(sorted(CONFIG_FIELDS)),
+        json_values | st.floats(-10, 1e7) | st.integers(-10, 10**7) | st.sampled_from(MODES),
+        max_size=10,
+    ),
+    version=st.none() | st.text(max_size=5),
+)
+def test_policy_configs(config: dict[str, Any], version: str | None, ctx: IngressContext) -> None:
+    if version is not None:
+        config = {**config, "version": version}
+    check(orjson.dumps({"schema_version": 1, "scope": "global", "config": config}), ctx)

@@ -221,3 +221,9 @@ def test_name_cache_does_not_bypass_a_shorter_limit() -> None:
     ok = parse_request(req(deny_models=[long_name]), ctx)
     assert isinstance(ok, Request)
     rejected(req(tenant=long_name), ctx, Reason.STRING_TOO_LONG)
+
+
+def test_hostile_field_names_are_reported_printable(ctx: IngressContext) -> None:
+    out = rejected(req(**{"evil\n\x1b[31m": 1}), ctx, Reason.UNKNOWN_FIELD)
+    assert out.field is not None and out.field.isprintable() and out.field.isascii()
+    assert "\n" not in out.message and "\x1b" not in out.message
