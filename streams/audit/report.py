@@ -51,6 +51,7 @@ class AuditReport:
     counterfactual: dict[str, Any] | None = None
     unverifiable: list[str] = field(default_factory=list)
     inputs_checked: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,7 @@ class AuditReport:
             "summary": self.summary.to_dict(),
             "counterfactual": self.counterfactual,
             "inputs_checked": self.inputs_checked,
+            "warnings": self.warnings,
             "unverifiable": self.unverifiable,
         }
 

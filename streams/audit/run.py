@@ -70,6 +70,22 @@ def run_audit(settings: Settings, req: AuditRequest) -> tuple[AuditReport, list[
             report = audit_rows(topic, rows, rederive, lambda: bar.advance(task))
     else:
         report = audit_rows(topic, rows, rederive)
+    if req.rng.start_ms is not None or req.rng.end_ms is not None:
+        # The time seek trusts Kafka timestamps to be event time within the lateness (the
+        # router stamps decisions with the request's ts_ms); say so when the data disagrees.
+        skewed = sum(
+            1
+            for r in rows
+            if r.record is not None
+            and isinstance(r.record.get("ts_ms"), int)
+            and abs(r.timestamp_ms - r.record["ts_ms"]) > req.rng.lateness_ms
+        )
+        if skewed:
+            report.warnings.append(
+                f"{skewed} records have a Kafka timestamp more than --lateness-ms away from "
+                "their event time: the time range may miss records; use --offsets or a larger "
+                "--lateness-ms"
+            )
     if req.check_inputs:
         from streams.audit.inputs import check_request_inputs
 

@@ -197,6 +197,8 @@ def _print_audit(console: Any, report: Any, show: int) -> None:
         f"({report.chain.tenants} tenants), {len(report.chain.duplicates)} duplicates, "
         f"{report.inputs_checked} requests checked at their offsets"
     )
+    for w in report.warnings:
+        console.print(f"WARNING {w}", soft_wrap=True, markup=False)
     if report.unverifiable:
         console.print(
             f"{len(report.unverifiable)} unverifiable (e.g. {report.unverifiable[0]})",

@@ -57,6 +57,21 @@ def test_worker_decisions_rederive_and_a_corrupted_one_is_found(
     assert report.counterfactual is not None and report.counterfactual["skipped"] == 0
     assert report.inputs_checked == N and report.unverifiable == []
 
+    # An event-time range: the router stamps decisions with the request's event time.
+    lo, hi = T0_MS + 60_000, T0_MS + 120_000
+    timed, trows = run_audit(
+        settings,
+        AuditRequest(
+            ReadRange(start_ms=lo, end_ms=hi, lateness_ms=0),
+            catalog_path=catalog,
+            check_inputs=False,
+        ),
+    )
+    assert sorted(r.record["request_id"] for r in trows if r.record) == sorted(
+        r.record["request_id"] for r in rows if r.record and lo <= r.record["ts_ms"] < hi
+    )
+    assert timed.rows == 60 and timed.ok and timed.warnings == []
+
     # Inject a corrupted copy of one decision (another candidate, same everything else).
     victim = copy.deepcopy(rows[N // 2].record)
     assert victim is not None
