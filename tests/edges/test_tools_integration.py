@@ -222,3 +222,14 @@ async def test_fleet_answers_every_dispatch_once(settings: Settings, unique_id: 
     got2 = await read_n(settings, settings.topics.name("completions"), 240)
     all_values = Counter(r.value for r in got2)
     assert all(all_values[r.value] == 2 for r in got)
+
+
+async def test_produce_paced_by_event_time(settings: Settings) -> None:
+    await create_topics(settings)
+    reqs = requests(30, "pace")
+    span_ms = reqs[-1].ts_ms - reqs[0].ts_ms
+    speedup = span_ms / 500.0  # the whole trace in about half a second of wall time
+    stats = await produce_requests(settings, reqs, speedup=speedup)
+    assert stats.sent == 30 and stats.elapsed_s >= 0.4
+    got = await read_n(settings, settings.topics.name("requests"), 30)
+    assert len(got) == 30
