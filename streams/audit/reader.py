@@ -154,7 +154,6 @@ async def _read(
         rows: list[DecisionRow] = []
         done = {tp for tp in tps if stop[tp] is not None and start[tp] >= stop[tp]}
         seen = 0
-        quiet = dict.fromkeys(tps, 0)  # consecutive empty rounds below the end snapshot
 
         def take(tp: Any, msgs: list[Any]) -> None:
             nonlocal seen
@@ -171,36 +170,38 @@ async def _read(
                 if row.record is None or rng.wants_time(ts if isinstance(ts, int) else None):
                     rows.append(row)
 
+        loop = asyncio.get_running_loop()
+        last_data_s = dict.fromkeys(tps, loop.time())
+        idle_s = idle_ms / 1000
         while len(done) < len(tps):
             batch = await consumer.getmany(
                 *[tp for tp in tps if tp not in done], timeout_ms=idle_ms
             )
+            now_s = loop.time()
             for tp, msgs in batch.items():
+                if msgs:
+                    last_data_s[tp] = now_s
                 take(tp, msgs)
             for tp in tps:
                 if tp in done:
                     continue
                 pos = await consumer.position(tp)
                 s = stop[tp]
+                quiet_s = now_s - last_data_s[tp]
                 if s is not None and pos >= s:
                     done.add(tp)
-                elif pos >= last[tp] and not batch.get(tp):
-                    # At the end_offsets snapshot: believe it only after this partition alone
-                    # comes back empty for idle_ms (some brokers under-report end offsets).
-                    more = (await consumer.getmany(tp, timeout_ms=idle_ms)).get(tp, [])
-                    if more:
-                        take(tp, more)
-                        last[tp] = max(last[tp], more[-1].offset + 1)
+                elif pos >= last[tp] and quiet_s >= idle_s:
+                    # At the end_offsets snapshot AND nothing fetched for idle_ms: only then
+                    # is it the end (some brokers under-report end offsets). Re-ask once.
+                    fresh = (await consumer.end_offsets([tp]))[tp]
+                    if pos >= fresh:
+                        done.add(tp)
                     else:
-                        done.add(tp)
-                elif not batch.get(tp):
+                        last[tp] = fresh
+                elif quiet_s >= 5 * idle_s:
                     # below the snapshot yet nothing arrives (e.g. an open transaction holds the
-                    # last stable offset back): give up after a few idle rounds, never hang
-                    quiet[tp] += 1
-                    if quiet[tp] >= 5:
-                        done.add(tp)
-                else:
-                    quiet[tp] = 0
+                    # last stable offset back): give up rather than hang
+                    done.add(tp)
             if on_progress is not None:
                 on_progress(seen, max(expected, seen))
         rows.sort(key=lambda r: (r.partition, r.offset))
