@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,9 @@ from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensit
 from streams.core.policy_config import PolicyConfig
 
 BoolArray = npt.NDArray[np.bool_]
+_REQUEST_COLUMNS = attrgetter(
+    "dataset", "client_region", "ts_ms", "input_tokens", "output_tokens_est", "floor",
+    "latency_cap_ms", "allow_models", "deny_models", "allow_regions", "deny_regions")
 J_PER_KWH = 3.6e6
 REFERENCE_INTENSITY_G_PER_KWH = 400.0
 
@@ -197,30 +201,41 @@ class RoutingContext:
         cat, cfg, snap = self.catalog, self.config, self.snapshot
         n = len(requests)
         cm, cr = cat.cand_model_idx, cat.cand_region_idx
-        d_idx = np.fromiter((cat.dataset_idx(r.dataset) for r in requests), np.int64, n)
-        c_idx = np.fromiter((cat.client_idx(r.client_region) for r in requests), np.int64, n)
-        ts = np.fromiter((r.ts_ms for r in requests), np.int64, n)
-        in_tok = np.fromiter((r.input_tokens for r in requests), np.float64, n)
-        given = np.fromiter(
-            (np.nan if r.output_tokens_est is None else r.output_tokens_est for r in requests),
-            np.float64, n)
+        # One C-level pass over the request objects, then column-wise lookups.
+        cols = list(zip(*map(_REQUEST_COLUMNS, requests), strict=True)) if n else [()] * 11
+        (datasets, clients, ts_l, in_l, out_l, floor_l, cap_l, am, dm, ar, dr) = cols
+        ds_get, star = cat.dataset_index.get, len(cat.datasets) - 1
+        cl_get, unknown_client = cat.client_index.get, len(cat.client_regions)
+        d_idx = np.asarray([ds_get(d, star) for d in datasets], dtype=np.int64)
+        c_idx = np.asarray([cl_get(c, unknown_client) for c in clients], dtype=np.int64)
+        ts = np.asarray(ts_l, dtype=np.int64).reshape(n)
+        in_tok = np.asarray(in_l, dtype=np.float64).reshape(n)
         floor = self.floors[d_idx].copy()
         cap = np.full(n, cfg.latency_slo_ms)
         eligible = np.ones((n, cat.n_candidates), dtype=bool)
-        for i, r in enumerate(requests):
-            if r.floor is not None:
-                floor[i] = r.floor
-            if r.latency_cap_ms is not None:
-                cap[i] = r.latency_cap_ms
-            if r.has_overrides:
-                why = self.validate(r)
-                if why is not None:
-                    raise RequestError(why, r.request_id)
-                eligible[i] = self._eligible_row(r)
+        if out_l.count(None) == n:
+            given = None
+        else:
+            given = np.asarray([np.nan if v is None else v for v in out_l], dtype=np.float64)
+        if floor_l.count(None) != n:
+            for i, v in enumerate(floor_l):
+                if v is not None:
+                    floor[i] = v
+        if cap_l.count(None) != n:
+            for i, v in enumerate(cap_l):
+                if v is not None:
+                    cap[i] = v
+        if am.count(None) + dm.count(None) + ar.count(None) + dr.count(None) != 4 * n:
+            for i, r in enumerate(requests):
+                if r.has_overrides:
+                    why = self.validate(r)
+                    if why is not None:
+                        raise RequestError(why, r.request_id)
+                    eligible[i] = self._eligible_row(r)
         # Output tokens: the request's own estimate, else the (model, dataset) estimator.
         out_tok = snap.out_tokens[cm[None, :], d_idx[:, None]]
-        has_given = ~np.isnan(given)
-        if has_given.any():
+        if given is not None:
+            has_given = ~np.isnan(given)
             out_tok = np.where(has_given[:, None], given[:, None], out_tok)
         energy_j = self.e_pre_j + self.e_in_j * in_tok[:, None] + self.e_out_j * out_tok
         # Intensity per (request, region) with the stale rule.

@@ -7,7 +7,7 @@ creating one is cheap; ``to_record()`` converts its row to lists only when calle
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,24 +36,49 @@ class DecisionContext:
     policy: str
     ctx: RoutingContext
     est: Estimates
+    feasible: BoolArray
+    """(N, K) feasible sets before any budget-hard filter (see ``Decision.feasible``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One routing decision (a named tuple: cheap to build on the hot path)."""
+
     shared: DecisionContext
     row: int
     candidate: int
     reason: str
-    feasible: BoolArray  # (K,) the feasible set the choice was made over
-    duals_before: Duals
-    duals_after: Duals
+    lam_before: float
+    mu_before: float
+    nu_before: float
+    lam_after: float
+    mu_after: float
+    nu_after: float
     budget_g: float | None
+    budget_left_g: float | None
+    """Budget left in the window when the budget is hard (green), else None."""
     window_spend_g_before: float
     window_count_before: int
     in_window: bool
     """Whether the request counted toward the rolling window (False only if very late)."""
     tenant_seq: int
     """The tenant's decision sequence number (1-based) after this decision."""
+
+    @property
+    def feasible(self) -> BoolArray:
+        """(K,) the feasible set the choice was made over."""
+        base: BoolArray = self.shared.feasible[self.row]
+        if self.budget_left_g is None:
+            return base
+        out: BoolArray = base & (self.shared.est.co2_g[self.row] <= self.budget_left_g)
+        return out
+
+    @property
+    def duals_before(self) -> Duals:
+        return Duals(self.lam_before, self.mu_before, self.nu_before)
+
+    @property
+    def duals_after(self) -> Duals:
+        return Duals(self.lam_after, self.mu_after, self.nu_after)
 
     # --- convenient views ----------------------------------------------------------------------
     @property
@@ -130,8 +155,9 @@ class Decision:
             "in_window": self.in_window,
             "tenant_seq": self.tenant_seq,
             "intensity_stale": bool(est.intensity_stale[i, ri]),
-            "duals_before": self.duals_before.to_dict(),
-            "duals_after": self.duals_after.to_dict(),
+            "duals_before": {"lambda": self.lam_before, "mu": self.mu_before,
+                             "nu": self.nu_before},
+            "duals_after": {"lambda": self.lam_after, "mu": self.mu_after, "nu": self.nu_after},
             "intensity": {
                 "zone": cat.regions[ri].zone,
                 "intensity_g_per_kwh": float(est.intensity_g_per_kwh[i, ri]),

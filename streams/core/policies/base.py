@@ -24,7 +24,7 @@ from streams.core.context import BoolArray, Estimates, RoutingContext
 from streams.core.decision import Decision, DecisionContext
 from streams.core.errors import PolicyConfigError
 from streams.core.inputs import Request
-from streams.core.tenant import Duals, TenantState, TenantWork
+from streams.core.tenant import TenantState, TenantWork
 
 FloatRow = FloatArray
 
@@ -146,8 +146,29 @@ def fallback_choice(ctx: RoutingContext, est: Estimates, i: int, canon: Canon,
                         est.eligible[i], cap, floor_target, budget_left_g, budget_rate_g)
 
 
-StepFn = Callable[[int, Request, TenantWork, bool, "float | None"],
-                  tuple[int, str, BoolArray, Duals, Duals]]
+StepFn = Callable[[int, TenantWork], tuple[int, str]]
+
+
+class TenantBook:
+    """Per-batch tenant working states: created on first use from ``tenant_states``."""
+
+    __slots__ = ("bucket_ms", "n_buckets", "states", "works")
+
+    def __init__(self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState]) -> None:
+        cfg = ctx.config
+        self.states = tenant_states
+        self.bucket_ms, self.n_buckets = cfg.bucket_ms, cfg.budget_buckets
+        self.works: dict[str, TenantWork] = {}
+
+    def get(self, tenant: str) -> TenantWork:
+        w = self.works.get(tenant)
+        if w is None:
+            st = self.states.get(tenant) or TenantState(tenant)
+            w = self.works[tenant] = TenantWork(st, self.bucket_ms, self.n_buckets)
+        return w
+
+    def frozen(self) -> dict[str, TenantState]:
+        return {t: w.freeze() for t, w in self.works.items()}
 
 
 def run_batch(
@@ -155,25 +176,28 @@ def run_batch(
     ctx: RoutingContext,
     est: Estimates,
     tenant_states: Mapping[str, TenantState],
+    feasible: BoolArray,
     step: StepFn,
 ) -> tuple[dict[str, TenantState], list[Decision]]:
-    """Thread tenant state through ``step`` request by request (event-time windows)."""
+    """Decisions of a policy without duals: ``step(i, tenant_work) -> (candidate, reason)``;
+    the rolling window is still kept so spend is reported the same way for every policy."""
     cfg = ctx.config
-    shared = DecisionContext(policy_name, ctx, est)
-    works: dict[str, TenantWork] = {}
+    shared = DecisionContext(policy_name, ctx, est, feasible)
+    book = TenantBook(ctx, tenant_states)
     out: list[Decision] = []
     co2 = est.co2_g
-    bucket_ms, n_buckets = cfg.bucket_ms, cfg.budget_buckets
+    ds_idx = est.dataset_idx.tolist()
+    datasets = ctx.catalog.datasets
+    mu_init = cfg.mu_init
+    budget_for = cfg.budget_for
     for i, req in enumerate(est.requests):
-        w = works.get(req.tenant)
-        if w is None:
-            st = tenant_states.get(req.tenant) or TenantState(req.tenant)
-            w = works[req.tenant] = TenantWork(st, bucket_ms, n_buckets)
-        in_win = w.advance(req.ts_ms)
+        ts = req.ts_ms
+        w = book.get(req.tenant)
+        in_win = w.advance(ts)
         spend0, count0 = w.spend_g, w.count
-        budget = cfg.budget_for(req.tenant)
-        k, reason, feas, before, after = step(i, req, w, in_win, budget)
-        w.charge(req.ts_ms, float(co2[i, k]), in_win)
-        out.append(Decision(shared, i, k, reason, feas, before, after, budget, spend0, count0,
-                            in_win, w.seq))
-    return {t: w.freeze() for t, w in works.items()}, out
+        k, reason = step(i, w)
+        lam, mu, nu = w.lam, w.mu.get(datasets[ds_idx[i]], mu_init), w.nu
+        w.charge(ts, co2.item(i, k), in_win)
+        out.append(Decision(shared, i, k, reason, lam, mu, nu, lam, mu, nu,
+                            budget_for(req.tenant), None, spend0, count0, in_win, w.seq))
+    return book.frozen(), out

@@ -21,62 +21,59 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from streams.core.catalog import FloatArray
 from streams.core.context import BoolArray, Estimates, RoutingContext
 from streams.core.decision import Decision, Reason
-from streams.core.inputs import Request
 from streams.core.policies.base import Canon, PolicyBase, register_policy, run_batch
-from streams.core.tenant import Duals, TenantState, TenantWork
+from streams.core.tenant import TenantState, TenantWork
 
 
-def _lexmin(canon: Canon, primary: np.ndarray, secondary: np.ndarray,
-            mask: BoolArray) -> tuple[int, bool]:
-    """argmin of (primary, secondary, names) over mask; falls back to all-True if empty."""
-    ok = mask.any()
-    m = mask if ok else np.ones_like(mask)
-    perm = canon.perm
-    p = np.where(m[perm], primary[perm], np.inf)
-    s = np.where(p <= p.min(), secondary[perm], np.inf)
-    return canon.argmin(s), bool(ok)
+def _lexmin(canon: Canon, primary: FloatArray, secondary: FloatArray,
+            mask: BoolArray) -> tuple[list[int], list[bool]]:
+    """Per row: argmin of (primary, secondary, names) over mask; rows with an empty mask use
+    all candidates (reported as not ok)."""
+    ok = np.any(mask, axis=1)
+    m = np.where(ok[:, None], mask, True)[:, canon.perm]
+    p = np.where(m, primary[:, canon.perm], np.inf)
+    best = p.min(axis=1, keepdims=True)
+    s = np.where(p <= best, secondary[:, canon.perm], np.inf)
+    return canon.perm[np.argmin(s, axis=1)].tolist(), ok.tolist()
 
 
 class _Baseline(PolicyBase):
     name = "baseline"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, i: int, canon: Canon
-               ) -> tuple[int, bool]:
+    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
+               ) -> tuple[list[int], list[bool]]:
         raise NotImplementedError
 
     def decide_estimates(
         self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
-        canon = Canon(ctx)
-        datasets = ctx.catalog.datasets
-        mu_init = ctx.config.mu_init
+        k_all, ok = self.choose(ctx, est, Canon(ctx))
+        baseline, fallback = Reason.BASELINE, Reason.INFEASIBLE_FALLBACK
 
-        def step(i: int, req: Request, w: TenantWork, in_win: bool,
-                 budget: float | None) -> tuple[int, str, BoolArray, Duals, Duals]:
-            d = Duals(w.lam, w.mu.get(datasets[est.dataset_idx[i]], mu_init), w.nu)
-            k, ok = self.choose(ctx, est, i, canon)
-            return (k, Reason.BASELINE if ok else Reason.INFEASIBLE_FALLBACK,
-                    est.eligible[i], d, d)
+        def step(i: int, w: TenantWork) -> tuple[int, str]:
+            return k_all[i], baseline if ok[i] else fallback
 
-        return run_batch(self.name, ctx, est, tenant_states, step)
+        return run_batch(self.name, ctx, est, tenant_states, est.eligible, step)
 
 
-def _params(ctx: RoutingContext) -> np.ndarray:
-    return ctx.params_b[ctx.catalog.cand_model_idx]
+def _largest_mask(ctx: RoutingContext, est: Estimates, sign: float) -> BoolArray:
+    """Eligible candidates of the largest (sign=-1) or smallest (sign=1) eligible model."""
+    p = sign * ctx.params_b[ctx.catalog.cand_model_idx]
+    best = np.where(est.eligible, p[None, :], np.inf).min(axis=1, keepdims=True)
+    out: BoolArray = est.eligible & (p[None, :] <= best)
+    return out
 
 
 class AlwaysLargest(_Baseline):
     name = "always-largest"
     sign = -1.0
 
-    def choose(self, ctx: RoutingContext, est: Estimates, i: int, canon: Canon
-               ) -> tuple[int, bool]:
-        el = est.eligible[i]
-        p = self.sign * _params(ctx)
-        best = np.where(el, p, np.inf).min()
-        return _lexmin(canon, est.latency_ms[i], est.co2_g[i], el & (p <= best))
+    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
+               ) -> tuple[list[int], list[bool]]:
+        return _lexmin(canon, est.latency_ms, est.co2_g, _largest_mask(ctx, est, self.sign))
 
 
 class AlwaysSmallest(AlwaysLargest):
@@ -87,49 +84,45 @@ class AlwaysSmallest(AlwaysLargest):
 class RandomChoice(_Baseline):
     name = "random"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, i: int, canon: Canon
-               ) -> tuple[int, bool]:
-        req = est.requests[i]
-        h = hashlib.blake2b(f"{ctx.config.seed}:{req.request_id}".encode(), digest_size=8)
-        # Pick among eligible candidates in canonical order, so catalog order is irrelevant.
-        el_c = np.flatnonzero(est.eligible[i, canon.perm])
-        j = int.from_bytes(h.digest(), "big") % len(el_c)
-        return int(canon.perm[el_c[j]]), True
+    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
+               ) -> tuple[list[int], list[bool]]:
+        seed = ctx.config.seed
+        el_c = est.eligible[:, canon.perm]
+        out: list[int] = []
+        for i, req in enumerate(est.requests):
+            h = hashlib.blake2b(f"{seed}:{req.request_id}".encode(), digest_size=8)
+            # Pick among eligible candidates in canonical order: catalog order is irrelevant.
+            cands = np.flatnonzero(el_c[i])
+            out.append(int(canon.perm[cands[int.from_bytes(h.digest(), "big") % len(cands)]]))
+        return out, [True] * est.n
 
 
 class AccuracyGreedy(_Baseline):
     name = "accuracy-greedy"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, i: int, canon: Canon
-               ) -> tuple[int, bool]:
-        mask = est.eligible[i] & est.latency_ok[i]
-        if not mask.any():
-            k, _ = _lexmin(canon, -est.accuracy[i], est.latency_ms[i], est.eligible[i])
-            return k, False
-        return _lexmin(canon, -est.accuracy[i], est.latency_ms[i], mask)
+    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
+               ) -> tuple[list[int], list[bool]]:
+        k, ok = _lexmin(canon, -est.accuracy, est.latency_ms, est.eligible & est.latency_ok)
+        k2, _ = _lexmin(canon, -est.accuracy, est.latency_ms, est.eligible)
+        return [a if o else b for a, b, o in zip(k, k2, ok, strict=True)], ok
 
 
 class CarbonGreedy(_Baseline):
     name = "carbon-greedy"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, i: int, canon: Canon
-               ) -> tuple[int, bool]:
-        mask = est.eligible[i] & est.latency_ok[i]
-        if not mask.any():
-            k, _ = _lexmin(canon, est.co2_g[i], est.latency_ms[i], est.eligible[i])
-            return k, False
-        return _lexmin(canon, est.co2_g[i], est.latency_ms[i], mask)
+    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
+               ) -> tuple[list[int], list[bool]]:
+        k, ok = _lexmin(canon, est.co2_g, est.latency_ms, est.eligible & est.latency_ok)
+        k2, _ = _lexmin(canon, est.co2_g, est.latency_ms, est.eligible)
+        return [a if o else b for a, b, o in zip(k, k2, ok, strict=True)], ok
 
 
 class LargestGreenestRegion(_Baseline):
     name = "largest-greenest-region"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, i: int, canon: Canon
-               ) -> tuple[int, bool]:
-        el = est.eligible[i]
-        p = -_params(ctx)
-        best = np.where(el, p, np.inf).min()
-        return _lexmin(canon, est.co2_g[i], est.latency_ms[i], el & (p <= best))
+    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
+               ) -> tuple[list[int], list[bool]]:
+        return _lexmin(canon, est.co2_g, est.latency_ms, _largest_mask(ctx, est, -1.0))
 
 
 for _cls in (AlwaysLargest, AlwaysSmallest, RandomChoice, AccuracyGreedy, CarbonGreedy,

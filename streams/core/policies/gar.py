@@ -1,6 +1,5 @@
 """GAR policies: the corrected primal-dual ``gar-pd`` and the variants ``gar-fixed``,
-``gar-eps`` and ``gar-target``. The rules are stated in docs/routing.md; the pure functions
-``pd_scores`` / ``pd_update`` are what ``replay.rederive`` re-runs.
+``gar-eps`` and ``gar-target``. The rules are stated in docs/routing.md.
 """
 
 from __future__ import annotations
@@ -11,17 +10,20 @@ import numpy as np
 
 from streams.core.catalog import FloatArray, IntArray
 from streams.core.context import BoolArray, Estimates, RoutingContext
-from streams.core.decision import Decision, Reason
-from streams.core.inputs import Request
+from streams.core.decision import Decision, DecisionContext, Reason
 from streams.core.policies.base import (
     Canon,
     PolicyBase,
+    TenantBook,
     fallback_choice,
     register_policy,
     run_batch,
 )
 from streams.core.policy_config import PolicyConfig
 from streams.core.tenant import Duals, TenantState, TenantWork
+
+# Relative float tolerance of the "decision unchanged" bound (see GarPD.decide_estimates).
+BOUND_RTOL = 1e-9
 
 
 # --- the corrected GAR-PD rule (pure) ------------------------------------------------------------
@@ -50,29 +52,6 @@ def floor_target(cfg: PolicyConfig, floor: float) -> float:
     return floor + cfg.floor_margin
 
 
-def pd_update(cfg: PolicyConfig, before: Duals, co2_g: float, accuracy: float,
-              latency_ms: float, floor: float, latency_cap_ms: float,
-              budget_g: float | None, window_count: int, carbon_ref_g: float) -> Duals:
-    """Projected dual (sub)gradient steps after choosing a candidate.
-
-    lambda <- clip(lambda + eta_lambda * (co2 - B / n_W) / c_ref, 0, lambda_max)
-        where n_W = the tenant's requests in the rolling window including this one, so B / n_W
-        is the per-request rate the window allows (lambda is left unchanged without a budget);
-    mu     <- clip(mu + eta_mu * (F_i + floor_margin - acc), 0, mu_max)
-    nu     <- clip(nu + eta_nu * (lat / cap - latency_target_ratio), 0, nu_max)
-    """
-    lam = before.lam
-    if budget_g is not None:
-        rate = budget_g / max(window_count, 1)
-        lam = min(max(lam + cfg.eta_lambda * (co2_g - rate) / carbon_ref_g, 0.0),
-                  cfg.lambda_max)
-    mu = min(max(before.mu + cfg.eta_mu * (floor_target(cfg, floor) - accuracy), 0.0),
-             cfg.mu_max)
-    nu = min(max(before.nu + cfg.eta_nu * (latency_ms / latency_cap_ms
-                                           - cfg.latency_target_ratio), 0.0), cfg.nu_max)
-    return Duals(lam, mu, nu)
-
-
 def accuracy_ok(cfg: PolicyConfig, est: Estimates) -> BoolArray:
     """Per-request accuracy filter of the mode: hard floor (+margin) or floor - max loss."""
     thr = est.floor + cfg.floor_margin if cfg.floor_hard else est.floor - cfg.max_accuracy_loss
@@ -85,74 +64,154 @@ def hard_filter(cfg: PolicyConfig, est: Estimates) -> BoolArray:
     return out
 
 
-def budget_left(w: TenantWork, budget_g: float | None) -> float | None:
-    return None if budget_g is None else budget_g - w.spend_g
-
-
 # --- gar-pd --------------------------------------------------------------------------------------
 class GarPD(PolicyBase):
+    """Corrected GAR-PD. Dual updates after choosing k for request i (tenant t, dataset d):
+
+    lambda <- clip(lambda + eta_lambda * (co2_k - B / n_W) / c_ref, 0, lambda_max)
+        n_W = the tenant's requests in the rolling window including this one, so B / n_W is the
+        per-request rate the window allows (unchanged when the tenant has no budget);
+    mu_d   <- clip(mu_d + eta_mu * (F_i + floor_margin - acc_k), 0, mu_max)
+    nu     <- clip(nu + eta_nu * (lat_k / cap_i - latency_target_ratio), 0, nu_max)
+
+    Speed: the argmin of every request is first computed for all rows at once under the duals
+    its tenant had at the start of the batch, together with the margin between the best and
+    second-best score. In the (unavoidably) sequential pass a row keeps that choice when the
+    duals moved too little to close the margin (a rigorous bound plus a float tolerance);
+    otherwise it is recomputed. The result is exactly the one-at-a-time result.
+    """
+
     name = "gar-pd"
 
     def decide_estimates(
         self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         cfg = ctx.config
+        n = est.n
         canon = Canon(ctx)
         perm = canon.perm
         c_ref = ctx.carbon_ref_g
         hard = hard_filter(cfg, est)
+        shared = DecisionContext(self.name, ctx, est, hard)
+        book = TenantBook(ctx, tenant_states)
+        reqs = est.requests
+        datasets = ctx.catalog.datasets
+        ds_names = [datasets[j] for j in est.dataset_idx.tolist()]
+        mu_init = cfg.mu_init
+        # Batch-start duals of each row's tenant (the guess).
+        lam0 = np.empty(n)
+        mu0 = np.empty(n)
+        nu0 = np.empty(n)
+        for i, req in enumerate(reqs):
+            st = tenant_states.get(req.tenant)
+            if st is None:
+                lam0[i], mu0[i], nu0[i] = 0.0, mu_init, 0.0
+            else:
+                lam0[i], mu0[i], nu0[i] = st.lam, st.mu.get(ds_names[i], mu_init), st.nu
         hard_c = hard[:, perm]
-        co2_c = est.co2_g[:, perm]
-        cn_c = co2_c / c_ref
+        cn_c = est.co2_g[:, perm] / c_ref
         acc_c = est.accuracy[:, perm]
         ln_c = est.latency_ms[:, perm] / est.latency_cap_ms[:, None]
         pen_all = np.where(hard_c, 0.0, np.inf)
-        any_hard: BoolArray = np.any(hard, axis=1)
-        # mu = nu = 0 (common): the choice is the greenest feasible one, lambda-free.
-        k_green = perm[np.argmin(cn_c + pen_all, axis=1)]
+        any_hard = np.any(hard, axis=1).tolist()
+        k_green = perm[np.argmin(cn_c + pen_all, axis=1)].tolist()
+        # Same float operations, in the same order, as pd_choose.
+        score = cn_c * (1.0 + lam0)[:, None] - acc_c * mu0[:, None] + pen_all + ln_c * nu0[:, None]
+        guess_pos = np.argmin(score, axis=1)
+        k_guess = perm[guess_pos].tolist()
+        if score.shape[1] > 1:
+            two = np.partition(score, 1, axis=1)
+            margin = (two[:, 1] - two[:, 0]).tolist()
+        else:
+            margin = [np.inf] * n
+        feas_any = np.isfinite(pen_all)
+        cn_max = np.where(feas_any, cn_c, 0.0).max(axis=1, initial=0.0)
+        acc_max = np.where(feas_any, acc_c, 0.0).max(axis=1, initial=0.0)
+        ln_max = np.where(feas_any, ln_c, 0.0).max(axis=1, initial=0.0)
+        scale = (cn_max * (1.0 + lam0) + acc_max * mu0 + ln_max * nu0 + 1.0) * BOUND_RTOL
+        cn_max_l, acc_max_l, ln_max_l, scale_l = (
+            cn_max.tolist(), acc_max.tolist(), ln_max.tolist(), scale.tolist())
+        lam0_l, mu0_l, nu0_l = lam0.tolist(), mu0.tolist(), nu0.tolist()
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
-        floors, caps, ds_idx = est.floor, est.latency_cap_ms, est.dataset_idx
-        datasets = ctx.catalog.datasets
+        floors, caps = est.floor.tolist(), est.latency_cap_ms.tolist()
         budget_hard = cfg.budget_hard
-        mu_init = cfg.mu_init
-
-        def step(i: int, req: Request, w: TenantWork, in_win: bool,
-                 budget: float | None) -> tuple[int, str, BoolArray, Duals, Duals]:
-            ds = datasets[ds_idx[i]]
-            before = Duals(w.lam, w.mu.get(ds, mu_init), w.nu)
-            n_w = w.count + (1 if in_win else 0)
-            left = budget_left(w, budget) if budget_hard else None
-            if left is None:
-                feas = hard[i]
-                feasible_any = bool(any_hard[i])
-                pen = pen_all[i]
-            else:
+        budget_for = cfg.budget_for
+        eta_l, eta_m, eta_n = cfg.eta_lambda, cfg.eta_mu, cfg.eta_nu
+        lam_max, mu_max, nu_max = cfg.lambda_max, cfg.mu_max, cfg.nu_max
+        margin_f, target_ratio = cfg.floor_margin, cfg.latency_target_ratio
+        optimal, fallback = Reason.OPTIMAL, Reason.INFEASIBLE_FALLBACK
+        out: list[Decision] = []
+        append = out.append
+        for i, req in enumerate(reqs):
+            tenant, ts, ds = req.tenant, req.ts_ms, ds_names[i]
+            w = book.get(tenant)
+            in_win = w.advance(ts)
+            spend0, count0 = w.spend_g, w.count
+            n_w = count0 + 1 if in_win else count0
+            budget = budget_for(tenant)
+            lam, nu = w.lam, w.nu
+            mu = w.mu.get(ds, mu_init)
+            left = None if budget is None or not budget_hard else budget - spend0
+            reason = optimal
+            if left is not None:
                 feas = hard[i] & (co2[i] <= left)
-                pen = np.where(feas[perm], 0.0, np.inf)
-                feasible_any = bool(feas.any())
-            if not feasible_any:
-                reason = Reason.INFEASIBLE_FALLBACK
-                rate = None if budget is None else budget / max(n_w, 1)
-                k = fallback_choice(ctx, est, i, canon, floor_target(cfg, float(floors[i])),
-                                    left, rate)
-            elif left is None and before.mu == 0.0 and before.nu == 0.0:
-                reason, k = Reason.OPTIMAL, int(k_green[i])
+                if feas.any():
+                    k = pd_choose(perm, cn_c[i], acc_c[i], ln_c[i],
+                                  np.where(feas[perm], 0.0, np.inf), Duals(lam, mu, nu))
+                else:
+                    reason = fallback
+                    # left is set only when there is a budget (> 0, validated).
+                    k = fallback_choice(ctx, est, i, canon, floors[i] + margin_f, left,
+                                        (budget or 0.0) / (n_w or 1))
+            elif not any_hard[i]:
+                reason = fallback
+                k = fallback_choice(ctx, est, i, canon, floors[i] + margin_f, None, None)
+            elif mu == 0.0 and nu == 0.0:
+                k = k_green[i]
             else:
-                reason = Reason.OPTIMAL
-                k = pd_choose(perm, cn_c[i], acc_c[i], ln_c[i], pen, before)
-            after = pd_update(cfg, before, float(co2[i, k]), float(acc[i, k]),
-                              float(lat[i, k]), float(floors[i]), float(caps[i]), budget,
-                              n_w, c_ref)
-            w.lam, w.nu = after.lam, after.nu
-            w.mu[ds] = after.mu
-            return k, reason, feas, before, after
-
-        return run_batch(self.name, ctx, est, tenant_states, step)
+                dl, dm, dn = abs(lam - lam0_l[i]), abs(mu - mu0_l[i]), abs(nu - nu0_l[i])
+                if (dl == 0.0 and dm == 0.0 and dn == 0.0) or (
+                    2.0 * (dl * cn_max_l[i] + dm * acc_max_l[i] + dn * ln_max_l[i])
+                    + 2.0 * scale_l[i] < margin[i]
+                ):
+                    k = k_guess[i]
+                else:
+                    k = pd_choose(perm, cn_c[i], acc_c[i], ln_c[i], pen_all[i],
+                                  Duals(lam, mu, nu))
+            co2_k = co2.item(i, k)
+            # Projected dual steps (see the class docstring).
+            lam_a = lam
+            if budget is not None:
+                lam_a = lam + eta_l * (co2_k - budget / (n_w or 1)) / c_ref
+                lam_a = 0.0 if lam_a < 0.0 else (lam_max if lam_a > lam_max else lam_a)
+            mu_a = mu + eta_m * (floors[i] + margin_f - acc.item(i, k))
+            mu_a = 0.0 if mu_a < 0.0 else (mu_max if mu_a > mu_max else mu_a)
+            nu_a = nu + eta_n * (lat.item(i, k) / caps[i] - target_ratio)
+            nu_a = 0.0 if nu_a < 0.0 else (nu_max if nu_a > nu_max else nu_a)
+            w.lam, w.nu = lam_a, nu_a
+            w.mu[ds] = mu_a
+            w.charge(ts, co2_k, in_win)
+            append(Decision(shared, i, k, reason, lam, mu, nu, lam_a, mu_a, nu_a, budget, left,
+                            spend0, count0, in_win, w.seq))
+        return book.frozen(), out
 
 
 # --- variants ------------------------------------------------------------------------------------
-def _keep(w: TenantWork, ds: str, mu_init: float) -> Duals:
-    return Duals(w.lam, w.mu.get(ds, mu_init), w.nu)
+def _fixed_choices(ctx: RoutingContext, est: Estimates, canon: Canon, feas: BoolArray,
+                   primary: FloatArray) -> tuple[list[int], list[str]]:
+    """argmin of ``primary`` over ``feas`` per row (canonical tie-break); fallback rows use
+    the least-violation rule."""
+    perm = canon.perm
+    k_all = perm[np.argmin(np.where(feas[:, perm], primary[:, perm], np.inf), axis=1)].tolist()
+    any_f = np.any(feas, axis=1).tolist()
+    reasons = [Reason.OPTIMAL] * est.n
+    margin = ctx.config.floor_margin
+    for i in range(est.n):
+        if not any_f[i]:
+            reasons[i] = Reason.INFEASIBLE_FALLBACK
+            k_all[i] = fallback_choice(ctx, est, i, canon, float(est.floor[i]) + margin, None,
+                                       None)
+    return k_all, reasons
 
 
 class _MinCarbonOverFilter(PolicyBase):
@@ -166,24 +225,13 @@ class _MinCarbonOverFilter(PolicyBase):
     def decide_estimates(
         self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
-        cfg = ctx.config
-        canon = Canon(ctx)
-        perm = canon.perm
-        feas = self.feasible(cfg, est)
-        k_all = perm[np.argmin(np.where(feas[:, perm], est.co2_g[:, perm], np.inf), axis=1)]
-        any_f: BoolArray = np.any(feas, axis=1)
-        datasets = ctx.catalog.datasets
+        feas = self.feasible(ctx.config, est)
+        k_all, reasons = _fixed_choices(ctx, est, Canon(ctx), feas, est.co2_g)
 
-        def step(i: int, req: Request, w: TenantWork, in_win: bool,
-                 budget: float | None) -> tuple[int, str, BoolArray, Duals, Duals]:
-            d = _keep(w, datasets[est.dataset_idx[i]], cfg.mu_init)
-            if any_f[i]:
-                return int(k_all[i]), Reason.OPTIMAL, feas[i], d, d
-            k = fallback_choice(ctx, est, i, canon, floor_target(cfg, float(est.floor[i])),
-                                None, None)
-            return k, Reason.INFEASIBLE_FALLBACK, feas[i], d, d
+        def step(i: int, w: TenantWork) -> tuple[int, str]:
+            return k_all[i], reasons[i]
 
-        return run_batch(self.name, ctx, est, tenant_states, step)
+        return run_batch(self.name, ctx, est, tenant_states, feas, step)
 
 
 class GarFixed(_MinCarbonOverFilter):
@@ -218,7 +266,8 @@ class GarTarget(PolicyBase):
     Keep the deficit s = sum(F_i - acc_chosen), clipped to [-1, 1]. Request i takes the least
     CO2 SLO-feasible candidate with acc >= F_i + s (the threshold is capped at the best such
     accuracy, so the set is never empty): behind target it buys accuracy above the floor, ahead
-    of target it may go below it, so the average converges to F at least carbon.
+    of target it may go below it, so the average converges to F at least carbon. The record's
+    feasible set is the SLO-feasible set (the threshold depends on the deficit).
     """
 
     name = "gar-target"
@@ -226,36 +275,33 @@ class GarTarget(PolicyBase):
     def decide_estimates(
         self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
-        cfg = ctx.config
         canon = Canon(ctx)
         perm = canon.perm
         base = est.eligible & est.latency_ok
         base_c = base[:, perm]
         acc_c = est.accuracy[:, perm]
         co2_c = est.co2_g[:, perm]
-        best = np.where(base, est.accuracy, -np.inf).max(axis=1)
-        any_b: BoolArray = np.any(base, axis=1)
+        best = np.where(base, est.accuracy, -np.inf).max(axis=1).tolist()
+        any_b = np.any(base, axis=1).tolist()
         datasets = ctx.catalog.datasets
+        ds_idx = est.dataset_idx.tolist()
+        floors = est.floor.tolist()
 
-        def step(i: int, req: Request, w: TenantWork, in_win: bool,
-                 budget: float | None) -> tuple[int, str, BoolArray, Duals, Duals]:
-            ds = datasets[est.dataset_idx[i]]
-            d = _keep(w, ds, cfg.mu_init)
-            f = float(est.floor[i])
+        def step(i: int, w: TenantWork) -> tuple[int, str]:
+            f = floors[i]
             if not any_b[i]:
-                k = fallback_choice(ctx, est, i, canon, f, None, None)
-                return k, Reason.INFEASIBLE_FALLBACK, base[i], d, d
+                return fallback_choice(ctx, est, i, canon, f, None, None), \
+                    Reason.INFEASIBLE_FALLBACK
+            ds = datasets[ds_idx[i]]
             s = w.deficit.get(ds, 0.0)
-            thr = min(f + s, float(best[i]))
+            thr = min(f + s, best[i])
             ok_c = base_c[i] & (acc_c[i] >= thr)
             k = canon.argmin(np.where(ok_c, co2_c[i], np.inf))
-            w.deficit[ds] = min(max(s + f - float(est.accuracy[i, k]), -DEFICIT_BOUND),
+            w.deficit[ds] = min(max(s + f - est.accuracy.item(i, k), -DEFICIT_BOUND),
                                 DEFICIT_BOUND)
-            feas = np.empty_like(ok_c)
-            feas[perm] = ok_c
-            return k, Reason.OPTIMAL, feas, d, d
+            return k, Reason.OPTIMAL
 
-        return run_batch(self.name, ctx, est, tenant_states, step)
+        return run_batch(self.name, ctx, est, tenant_states, base, step)
 
 
 register_policy(GarPD.name, GarPD)
