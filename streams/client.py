@@ -6,7 +6,7 @@ Example::
 
     async with GarClient.from_env() as gar:            # GAR_KAFKA__*, GAR_TOPICS__* settings
         rid = await gar.submit(
-            gar.request(tenant="acme", dataset="gsm8k", input_tokens=180, client_region="eu-west")
+            gar.request(tenant="acme", dataset="gsm8k", input_tokens=180, client_region="europe")
         )
         print("routed as", rid)                        # decision on <prefix>decisions, key acme
 
