@@ -83,10 +83,11 @@ def report(
             typer.echo(f"note: no catalog ({type(exc).__name__}); no always-largest baseline")
             baseline = None
         records = [r.record for r in rows if r.record]
+        times = [t for r in records if isinstance(t := r.get("ts_ms"), int)]
+        if times:  # the records' own event-time span, not the --since default
+            start_ms, end_ms = min(times), max(times) + 1
+            step = step_s or max((end_ms - start_ms) / 1000 / 120, 1.0)
         views = views_from_decisions(records, step * 1000, baseline)
-        if rows:
-            start_ms = min(r.timestamp_ms for r in rows)
-            end_ms = max(r.timestamp_ms for r in rows) + 1
         where = f"topic {settings.topics.name(settings.topics.decisions)}"
     else:
         raise typer.BadParameter("--source is metrics or decisions")
