@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 export_service_env
-trap stop_started_services EXIT
+on_exit stop_started_services
 start_services_if_needed
 shopt -s nullglob
 for bench in benchmarks/bench_*"${1:-}"*.py; do

@@ -41,3 +41,10 @@ stop_started_services() {
   done
   GAR_STARTED_SERVICES=()
 }
+
+# EXIT traps do not run when bash dies of SIGINT/SIGTERM: turn those into exits so they do.
+on_exit() {
+  trap "$1" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}

@@ -8,7 +8,7 @@ cd "$ROOT"
 
 [[ "${GAR_SKIP_BOOTSTRAP:-0}" == "1" ]] || bash scripts/bootstrap.sh
 export_service_env
-trap stop_started_services EXIT
+on_exit stop_started_services
 start_services_if_needed
 
 log "pytest (kafka=$GAR_KAFKA__BOOTSTRAP_SERVERS metrics=$GAR_INFLUX__URL)"
