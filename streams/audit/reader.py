@@ -3,8 +3,10 @@
 The auditor assigns partitions itself (``group_id=None``): it never joins, commits to or
 rebalances the live router's group. Time ranges are event time (the record's ``ts_ms``);
 ``offsets_for_times`` on the Kafka timestamp only gives a starting point, moved back by the
-allowed lateness because event time is not monotone in a partition. Two broker quirks are
-guarded:
+allowed lateness because event time is not monotone in a partition. The end of a time range is found
+from the records' own event time (a record at or past ``end + lateness`` ends its partition),
+not from ``offsets_for_times``: Kafka timestamps may be append or processing time, and a
+replay of an old trace would otherwise stop at offset 0. Two broker quirks are guarded:
 
 * ``offsets_for_times`` may answer ``None`` or an offset of -1 for "no record at or after that
   time": the partition then has nothing from there on (start = stop = end).
@@ -137,15 +139,6 @@ async def _read(
             for tp in tps:
                 off = _valid_offset(found.get(tp))
                 start[tp] = max(start[tp], off if off is not None else last[tp])
-        if rng.end_ms is not None:
-            found = await consumer.offsets_for_times(
-                {tp: rng.end_ms + rng.lateness_ms for tp in tps}
-            )
-            for tp in tps:
-                off = _valid_offset(found.get(tp))
-                if off is not None:  # a real record at/after the end: a trustworthy stop
-                    s = stop[tp]
-                    stop[tp] = off if s is None else min(s, off)
         for tp in tps:
             consumer.seek(tp, start[tp])
         expected = sum(
@@ -167,7 +160,15 @@ async def _read(
                     tp.topic, tp.partition, msg.offset, msg.timestamp, msg.key, msg.value
                 )
                 ts = row.record.get("ts_ms") if row.record else None
-                if row.record is None or rng.wants_time(ts if isinstance(ts, int) else None):
+                event_ms = ts if isinstance(ts, int) else None
+                if (
+                    rng.end_ms is not None
+                    and event_ms is not None
+                    and event_ms >= rng.end_ms + rng.lateness_ms
+                ):
+                    done.add(tp)  # event time is past the range by more than the lateness
+                    return
+                if row.record is None or rng.wants_time(event_ms):
                     rows.append(row)
 
         loop = asyncio.get_running_loop()

@@ -52,6 +52,7 @@ class AuditReport:
     unverifiable: list[str] = field(default_factory=list)
     inputs_checked: int = 0
     warnings: list[str] = field(default_factory=list)
+    outcomes: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -73,6 +74,7 @@ class AuditReport:
                 "gaps": [asdict(i) for i in self.chain.issues if not i.is_break],
             },
             "summary": self.summary.to_dict(),
+            "outcomes": self.outcomes,
             "counterfactual": self.counterfactual,
             "inputs_checked": self.inputs_checked,
             "warnings": self.warnings,

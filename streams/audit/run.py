@@ -26,6 +26,7 @@ class AuditRequest:
     read_policy_topic: bool = True
     counterfactual_policy: str | None = None
     check_inputs: bool = True
+    outcomes: bool = True
     idle_ms: int = 1_000
     progress: bool = False
 
@@ -93,6 +94,11 @@ def run_audit(settings: Settings, req: AuditRequest) -> tuple[AuditReport, list[
         report.inputs_checked = checked
         report.mismatches.extend(found)
         report.unverifiable.extend(missing)
+    if req.outcomes:
+        from streams.audit.outcomes import join_outcomes, read_completions
+
+        completions = read_completions(settings, rows, req.rng.lateness_ms, req.idle_ms)
+        report.outcomes = join_outcomes(rows, completions, catalog).to_dict()
     if req.counterfactual_policy:
         report.counterfactual = counterfactual(rows, catalog, configs, req.counterfactual_policy)
     return report, rows

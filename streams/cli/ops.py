@@ -136,6 +136,13 @@ def audit(
         Path | None, typer.Option("--csv", help="Write one line per decision with its verdict.")
     ] = None,
     show: Annotated[int, typer.Option("--show", help="Mismatches to print.")] = 20,
+    outcomes: Annotated[
+        bool,
+        typer.Option(
+            "--outcomes/--no-outcomes",
+            help="Join completion telemetry for observed accuracy, latency, CO2.",
+        ),
+    ] = True,
     check_inputs: Annotated[
         bool,
         typer.Option(
@@ -174,6 +181,7 @@ def audit(
         list(policy_config or []),
         counterfactual_policy=policy,
         check_inputs=check_inputs,
+        outcomes=outcomes,
         progress=True,
     )
     try:
@@ -234,6 +242,18 @@ def _print_audit(console: Any, report: Any, show: int) -> None:
             f"peak window {t['max_window_spend_g']:.4g} g, "
             f"{t['decisions_over_budget']} decisions over budget"
         )
+    o = report.outcomes
+    if o and o["completed"]:
+        acc = "n/a" if o["accuracy_observed"] is None else f"{o['accuracy_observed']:.3f}"
+        console.print(
+            f"observed ({o['completed']}/{o['decisions']} completed): accuracy {acc} over "
+            f"{o['graded']} graded, serving p95 {o['serving_latency_p95_ms']:.0f} ms, "
+            f"{100 * (o['over_latency_cap_ratio'] or 0):.1f} % over the latency cap, realised "
+            f"CO2 {o['co2_realised_g']:.4g} g vs {o['co2_estimated_g_same_requests']:.4g} g "
+            f"estimated for the {o['metered']} metered requests"
+        )
+    elif o is not None:
+        console.print("observed: no completions found for these decisions")
     cf = report.counterfactual
     if cf:
         d = cf["difference"]

@@ -124,7 +124,7 @@ def make_run(policy: str = "gar-pd", batches: int = 6, per_batch: int = 20) -> R
 
 
 async def _publish(
-    settings: Settings, topic: str, records: list[dict[str, Any]]
+    settings: Settings, topic: str, records: list[dict[str, Any]], event_time: bool
 ) -> list[tuple[int, int]]:
     from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -145,7 +145,7 @@ async def _publish(
                 topic,
                 orjson.dumps(rec),
                 key=str(rec["tenant"]).encode(),
-                timestamp_ms=int(rec["ts_ms"]),
+                timestamp_ms=int(rec["ts_ms"]) if event_time else None,
             )
             for rec in records
         ]
@@ -155,6 +155,9 @@ async def _publish(
     return [(m.partition, m.offset) for m in metas]
 
 
-def publish(settings: Settings, topic: str, records: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """Publish keyed by tenant (as the router does); returns each record's (partition, offset)."""
-    return asyncio.run(_publish(settings, topic, records))
+def publish(
+    settings: Settings, topic: str, records: list[dict[str, Any]], event_time: bool = True
+) -> list[tuple[int, int]]:
+    """Publish keyed by tenant (as the router does); returns each record's (partition, offset).
+    ``event_time``: Kafka timestamp = the record's ts_ms (as the router does), else now."""
+    return asyncio.run(_publish(settings, topic, records, event_time))

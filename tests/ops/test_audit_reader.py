@@ -64,6 +64,18 @@ def test_reads_ranges_without_a_group(settings: Settings, unique_id: str) -> Non
     assert asyncio.run(_groups(settings)) == groups_before  # the audit joined no group
 
 
+def test_event_time_range_with_processing_time_stamps(settings: Settings, unique_id: str) -> None:
+    """Kafka timestamps = publish time (years after the 2023 event times): the range must
+    still come from the records' event time, not from offsets_for_times of the end."""
+    topic = f"test.{unique_id}.decisions"
+    run = make_run(batches=4, per_batch=10)
+    publish(settings, topic, run.records, event_time=False)
+    rng = ReadRange(start_ms=T0_MS + 60_000, end_ms=T0_MS + 180_000, lateness_ms=0)
+    timed = read_decisions(settings, rng, topic=topic, idle_ms=300)
+    want = sorted(r["request_id"] for r in run.records if rng.wants_time(r["ts_ms"]))
+    assert sorted(r.record["request_id"] for r in timed if r.record) == want
+
+
 def test_offsets_for_times_sentinels_mean_no_offset() -> None:
     class Found:
         def __init__(self, offset: int) -> None:
