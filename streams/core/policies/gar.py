@@ -121,7 +121,9 @@ class GarPD(PolicyBase):
         k_guess = perm[guess_pos].tolist()
         if score.shape[1] > 1:
             two = np.partition(score, 1, axis=1)
-            margin = (two[:, 1] - two[:, 0]).tolist()
+            with np.errstate(invalid="ignore"):  # inf - inf: no feasible candidate (fallback)
+                gap = two[:, 1] - two[:, 0]
+            margin = np.nan_to_num(gap, nan=0.0, posinf=np.inf).tolist()
         else:
             margin = [np.inf] * n
         feas_any = np.isfinite(pen_all)
