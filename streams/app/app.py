@@ -6,6 +6,7 @@ Agents are thin (parse -> core -> state -> send); the work is in ``Router`` (req
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -197,13 +198,14 @@ def create_app(
             offsets = await first.flush()  # decisions (and dead letters) are durable ...
             if counters.batches + 1 == w.fault_exit_after_decisions_batch:
                 os._exit(70)  # fault injection (tests): the worst moment to die
-            await second.flush()  # ... before their dispatch records
             for (topic, p), nxt in offsets.items():
                 if topic == layout.decisions:
                     dedupe.set_watermark(p, nxt)
             tenants.checkpoint(third)
             dedupe.checkpoint(third)
-            await third.flush()  # the checkpoint is durable before offsets are committed
+            # ... before their dispatch records and the checkpoint (which need no order between
+            # them); both are durable before the events are acked and offsets committed.
+            await asyncio.gather(second.flush(), third.flush())
             counters.batches += 1
             record_decisions(metrics, stats.decisions,
                              budget_window_s=views.policy.budget_window_ms / 1000)
