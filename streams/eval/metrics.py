@@ -99,6 +99,7 @@ def policy_metrics(
     floors = np.array([settings.floors.get(d, 0.0) for d in dataset_names])
     floor_req = floors[dataset_idx]
     acc_d: dict[str, float] = {}
+    co2_d: dict[str, float] = {}
     gap_d: dict[str, float] = {}
     per_ds_windows: dict[str, float | None] = {}
     for d, name in enumerate(dataset_names):
@@ -106,6 +107,7 @@ def policy_metrics(
         if not sel.any():
             continue
         acc_d[name] = float(correct[sel].mean())
+        co2_d[name] = float(co2_g[sel].mean())
         gap_d[name] = acc_d[name] - float(floors[d])
         met, counted = floor_window_stats(
             ts_ms[sel], correct[sel], floor_req[sel], settings.floor_window_ms,
@@ -126,6 +128,7 @@ def policy_metrics(
         "requests": n,
         "co2_g_per_request": float(co2_g.mean()) if n else 0.0,
         "co2_g_total": float(co2_g.sum()),
+        "co2_g_per_request_per_dataset": co2_d,
         "energy_j_per_request": float(energy_j.mean()) if n else 0.0,
         "accuracy": float(correct.mean()) if n else 0.0,
         "accuracy_per_dataset": acc_d,

@@ -28,10 +28,13 @@ def markdown_table(report: dict[str, Any]) -> str:
     for name in order:
         m = pol[name]
         vs = f"{100 * (m['co2_g_per_request'] / base - 1):+.1f}%" if base else "n/a"
-        fb = m.get("reasons", {}).get("infeasible_fallback", 0)
+        fb = m.get("reasons", {}).get("infeasible_fallback", "-")
+        met = "yes" if m["floor_met"] else "no"
+        if "floor_met_expected" in m:
+            met += f" (exp. {'yes' if m['floor_met_expected'] else 'no'})"
         lines.append(
             f"| {name} | {1000 * m['co2_g_per_request']:.4f} | {vs} | {m['accuracy']:.4f} "
-            f"| {'yes' if m['floor_met'] else 'no'} | {100 * m['floor_met_fraction']:.0f}% "
+            f"| {met} | {100 * m['floor_met_fraction']:.0f}% "
             f"| {m['latency_p95_ms']:.0f} | {'yes' if m['slo_met'] else 'no'} "
             f"| {m['budget_violation_g']:.3f} | {fb} |"
         )

@@ -50,7 +50,21 @@ def _labels(scn: Scenario, cand: np.ndarray) -> list[str]:
     return [f"{deps[k][0]}@{deps[k][1]}" for k in cand.tolist()]
 
 
-def run_metrics(scn: Scenario, run: RunResult) -> dict[str, Any]:
+def region_regret_g(scn: Scenario, everything: Outcomes, cand: np.ndarray) -> np.ndarray:
+    """Per request: CO2 above what the same model would have emitted in its greenest zone."""
+    cat = scn.catalog
+    rows = np.arange(len(scn.trace))
+    best = np.full((len(rows), len(cat.models)), np.inf)
+    for m in range(len(cat.models)):
+        cols = cat.cand_model_idx == m
+        best[:, m] = everything.co2_g[:, cols].min(axis=1)
+    regret: np.ndarray = everything.co2_g[rows, cand] - best[rows, cat.cand_model_idx[cand]]
+    return regret
+
+
+def run_metrics(
+    scn: Scenario, run: RunResult, everything: Outcomes | None = None
+) -> dict[str, Any]:
     t, o = scn.trace, run.outcomes
     m = policy_metrics(
         ts_ms=t.ts_ms, dataset_idx=t.dataset_idx, dataset_names=t.dataset_names,
@@ -65,10 +79,15 @@ def run_metrics(scn: Scenario, run: RunResult) -> dict[str, Any]:
     m["lambda_max"] = float(run.lam.max(initial=0.0))
     m["mu_max"] = float(run.mu.max(initial=0.0))
     m["nu_max"] = float(run.nu.max(initial=0.0))
+    if everything is not None:
+        # How much of the CO2 is region choice (vs model choice): same model, greenest zone.
+        m["region_regret_g_per_request"] = float(
+            region_regret_g(scn, everything, run.candidate).mean()
+        )
     return m
 
 
-def oracle_metrics(scn: Scenario, o: OracleRun) -> dict[str, Any]:
+def oracle_metrics(scn: Scenario, o: OracleRun, everything: Outcomes) -> dict[str, Any]:
     t = scn.trace
     m = policy_metrics(
         ts_ms=t.ts_ms, dataset_idx=t.dataset_idx, dataset_names=t.dataset_names,
@@ -76,6 +95,14 @@ def oracle_metrics(scn: Scenario, o: OracleRun) -> dict[str, Any]:
         co2_g=o.co2_g, energy_j=o.energy_j, latency_ms=o.latency_ms, correct=o.correct,
         settings=metric_settings(scn),
     )  # fmt: skip
+    floors = np.array([scn.floors.get(d, 0.0) for d in t.dataset_names])
+    # The LP meets floors in expectation (hindsight mean accuracy for oracle-lp); the realised
+    # 0/1 outcomes of its choices can land on either side.
+    m["floor_met_expected"] = bool(np.all(o.result.accuracy_by_group >= floors - 1e-9))
+    m["accuracy_expected_per_dataset"] = dict(
+        zip(t.dataset_names, o.result.accuracy_by_group.tolist(), strict=True)
+    )
+    m["region_regret_g_per_request"] = float(region_regret_g(scn, everything, o.choice).mean())
     m["lp_status"] = o.result.status
     m["lp_feasible"] = o.result.feasible
     m["lp_floor_shortfall"] = o.result.floor_shortfall.tolist()
@@ -140,17 +167,17 @@ def run_all(
     progress: Callable[[str, int], None] | None = None,
 ) -> EvalRun:
     out = EvalRun(scn)
+    everything: Outcomes = scn.world.all_outcomes()
     for name in policies:
         tick = None if progress is None else (lambda n, _p=name: progress(_p, n))
         run = run_policy(scn, name, progress=tick)
         out.runs[name] = run
-        out.metrics[name] = run_metrics(scn, run)
+        out.metrics[name] = run_metrics(scn, run, everything)
     if oracles:
-        everything: Outcomes = scn.world.all_outcomes()
         for name in oracles:
             o = run_oracle(name, scn, everything)
             out.oracles[name] = o
-            out.metrics[name] = oracle_metrics(scn, o)
+            out.metrics[name] = oracle_metrics(scn, o, everything)
             if progress is not None:
                 progress(name, len(scn.trace))
     return out
