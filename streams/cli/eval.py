@@ -130,6 +130,13 @@ def eval_cmd(
         Path | None,
         typer.Option("--report-dir", help="Markdown + PNGs (default: <json stem>_report/)."),
     ] = None,
+    priors: Annotated[
+        str,
+        typer.Option(
+            "--priors",
+            help="calibration (default) | hindsight: ablation with the true mean accuracies.",
+        ),
+    ] = "calibration",
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots.")] = True,
     policy_overrides: Annotated[
         str | None,
@@ -153,6 +160,8 @@ def eval_cmd(
     )
     from streams.eval.scenario import ScenarioSettings, build_scenario
 
+    if priors not in ("calibration", "hindsight"):
+        raise typer.BadParameter("--priors must be calibration or hindsight")
     if signal not in ("direct", "lca"):
         raise typer.BadParameter("--signal must be direct or lca")
     overrides: dict[str, Any] = {}
@@ -178,6 +187,7 @@ def eval_cmd(
         mode=mode,
         budget_fraction=budget_fraction if budget_fraction > 0 else None,
         policy_overrides=overrides,
+        priors=priors,  # type: ignore[arg-type]
     )
     try:
         scn = build_scenario(settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,6 +41,8 @@ from streams.eval.world import World
 
 HOUR_MS = 3_600_000
 ALL_OPEN = "all-open"
+HINDSIGHT_STRENGTH = 1e7
+PriorSource = Literal["calibration", "hindsight"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class ScenarioSettings:
     prior_strength: float = DEFAULT_PRIOR_STRENGTH
     mapping: MappingOptions = field(default_factory=MappingOptions)
     policy_overrides: dict[str, Any] = field(default_factory=dict)
+    priors: PriorSource = "calibration"
+    """``hindsight``: an ablation, priors = each model's true mean accuracy on the trace with
+    overwhelming strength (what the online learning costs, not a deployable setting)."""
 
 
 @dataclass
@@ -131,7 +136,11 @@ class Scenario:
             "budget_allowance_g_per_request": self.budget_allowance_g_per_request,
             "budgets_g": self.budgets_g,
             "prior_strength": s.prior_strength,
-            "priors_from": "calibration half (fixed hash split of dataset/query_id)",
+            "priors_from": (
+                "calibration half (fixed hash split of dataset/query_id)"
+                if s.priors == "calibration"
+                else "hindsight ablation: true trace means, strength 1e7"
+            ),
             "trace": self.trace.describe(),
             "policy_config": self.config.to_dict(),
         }
@@ -181,6 +190,27 @@ def _budget_allowance(
     return total / len(sample)
 
 
+def hindsight_catalog(catalog: Catalog, trace: Trace) -> Catalog:
+    """The catalog with priors = true mean accuracy per (model, dataset) over the trace."""
+    raw = catalog.to_dict()
+    for model in raw["models"]:
+        j = trace.models.index(model["name"])
+        for dataset in model["correctness_prior"]:
+            if dataset not in trace.dataset_names:
+                continue
+            rows = (trace.dataset_idx == trace.dataset_names.index(dataset)) & (
+                trace.correct[:, j] >= 0
+            )
+            if rows.any():
+                mean = float(trace.correct[rows, j].mean())
+                model["correctness_prior"][dataset] = {
+                    "mean": mean,
+                    "strength": HINDSIGHT_STRENGTH,
+                }
+    raw["version"] = f"{catalog.version}-hindsight"
+    return Catalog.from_dict(raw)
+
+
 def build_scenario(settings: ScenarioSettings) -> Scenario:
     s = settings
     data = load_correctness(list(s.correctness))
@@ -210,6 +240,8 @@ def build_scenario(settings: ScenarioSettings) -> Scenario:
         built.catalog,
         TraceOptions(n_requests=s.n_requests, start_ms=start, days=s.days, seed=s.seed),
     )
+    if s.priors == "hindsight":
+        built = replace(built, catalog=hindsight_catalog(built.catalog, trace))
     world = World(built.catalog, trace, zones, built.mappings)
     floors = calibration_floors(data, models, s.floor_alpha)
     floors.update(s.floors)

@@ -60,3 +60,15 @@ def test_world_outcomes_follow_the_carbon_formula(small_scenario: Scenario) -> N
     expected = o.energy_j / 3.6e6 * intensity * scn.catalog.pue[r]
     assert np.allclose(o.co2_g, expected)
     assert np.all(o.latency_ms > o.serving_ms)  # the client also waits for the network
+
+
+def test_hindsight_ablation_sets_priors_to_trace_means(
+    make_settings: Callable[..., ScenarioSettings],
+) -> None:
+    scn = build_scenario(make_settings(n_requests=300, priors="hindsight"))
+    t = scn.trace
+    model = scn.catalog.models[0]
+    dataset = next(d for d in model.correctness_prior if d in t.dataset_names)
+    rows = t.dataset_idx == t.dataset_names.index(dataset)
+    assert model.prior_for(dataset).mean == float(t.correct[rows, 0].mean())
+    assert "hindsight" in scn.describe()["priors_from"]
