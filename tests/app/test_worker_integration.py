@@ -23,6 +23,8 @@ from app.helpers import (
 from streams.app.admin import ensure_topics
 from streams.app.topics import TopicLayout, topic_specs
 from streams.config import Settings
+from streams.core.intensity import IntensityReading
+from streams.schema import encode, intensity_record
 
 pytestmark = pytest.mark.integration
 MODELS = [m["name"] for m in SMALL_CATALOG["models"]]
@@ -197,13 +199,23 @@ def test_two_workers_split_partitions_and_account_for_every_request(
         for wk in workers:
             wait_log(wk, "[^Worker]: Ready", 60.0)
         time.sleep(6.0)  # let the group settle after the second member's join
+        # Intensity arrives through one worker's agent; the GlobalTable replicates it to both.
+        readings = [IntensityReading(z, 100.0 + j, T0_MS - 60_000, "two-workers", "average",
+                                     False) for j, z in enumerate(("GB", "US-MIDA-PJM"))]
+        asyncio.run(produce(settings, lay.carbon_intensity,
+                            [(r.zone.encode(), encode(intensity_record(r))) for r in readings]))
+        cl = f"{settings.app_id}-intensity-changelog"
+        asyncio.run(read_all(settings, [cl], lambda o: len(o[cl]) >= 2, 60.0))
+        time.sleep(1.0)  # both workers' changelog readers apply it
         asyncio.run(produce(settings, lay.requests, items))
         out = _outputs(settings, len(items))
         time.sleep(6.0)  # one more progress line from each worker
     finally:
         for wk in workers:
             wk.stop()
-    decided = {orjson.loads(m.value)["request_id"] for m in out[lay.decisions]}
+    records = [orjson.loads(m.value) for m in out[lay.decisions]]
+    assert all(d["intensity"]["source"] == "two-workers" for d in records)
+    decided = {d["request_id"] for d in records}
     assert decided == {orjson.loads(v)["request_id"] for _, v in items}
     # Re-deliveries around rebalances are deduped: still exactly one decision per request.
     assert len(out[lay.decisions]) == len(items)
