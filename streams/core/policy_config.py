@@ -32,7 +32,7 @@ class PolicyConfig:
     """Adaptive rule: F_d = max(F_min_d, alpha * best estimated accuracy on d). None = off."""
     floor_hard: bool = False
     """Per-request hard filter: scoring accuracy >= F_d + floor_margin (strict)."""
-    floor_margin: float = 0.0
+    floor_margin: float = 0.005
     """Safety margin added to F_d in hard filters and in the mu target."""
     max_accuracy_loss: float = 0.10
     """Soft floors: per-request hard filter scoring accuracy >= F_d - max_accuracy_loss."""
