@@ -155,25 +155,11 @@ def audit(
     pure core, check each tenant's dual chain and summarise. Exit 1 on any mismatch."""
     from rich.console import Console
 
-    from streams.audit.reader import ReadRange
     from streams.audit.report import write_csv, write_json
     from streams.audit.run import AuditRequest, run_audit
 
     settings = load_settings()
-    now_ms = int(time.time() * 1000)
-    parts = tuple(partition) if partition else None
-    try:
-        if offsets is not None:
-            rng = ReadRange.parse(offsets, parts)
-        else:
-            rng = ReadRange(
-                start_ms=parse_time_ms(since, now_ms) if since else None,
-                end_ms=parse_time_ms(until, now_ms) if until else None,
-                partitions=parts,
-                lateness_ms=lateness_ms,
-            )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    rng = _read_range(since, until, offsets, partition, lateness_ms)
     req = AuditRequest(
         rng,
         topic,
@@ -195,6 +181,72 @@ def audit(
         write_csv(report, rows, csv_out)
     _print_audit(Console(), report, show)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _read_range(
+    since: str | None,
+    until: str | None,
+    offsets: str | None,
+    partition: list[int] | None,
+    lateness_ms: int,
+) -> Any:
+    from streams.audit.reader import ReadRange
+
+    now_ms = int(time.time() * 1000)
+    parts = tuple(partition) if partition else None
+    try:
+        if offsets is not None:
+            return ReadRange.parse(offsets, parts)
+        return ReadRange(
+            start_ms=parse_time_ms(since, now_ms) if since else None,
+            end_ms=parse_time_ms(until, now_ms) if until else None,
+            partitions=parts,
+            lateness_ms=lateness_ms,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def metrics_backfill(
+    since: Annotated[str | None, typer.Option("--since", help="Event-time start.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Event-time end.")] = None,
+    offsets: Annotated[
+        str | None, typer.Option("--offsets", help="Offset range FROM:TO instead.")
+    ] = None,
+    catalog: Annotated[
+        Path | None, typer.Option("--catalog", help="Catalog JSON (default: the worker's).")
+    ] = None,
+    bucket_s: Annotated[int, typer.Option("--bucket-s", help="Event-time bucket.")] = 60,
+    tag: Annotated[
+        str, typer.Option("--tag", help="worker tag of the backfilled series.")
+    ] = "backfill",
+) -> None:
+    """Rebuild metrics from the decisions (and completions) topics into the metrics store,
+    stamped with event time: for a store outage or a run that wrote no metrics."""
+    from streams.audit.backfill import backfill
+    from streams.audit.outcomes import read_completions
+    from streams.audit.reader import read_decisions
+    from streams.audit.run import load_catalog
+    from streams.metrics import build_metrics
+
+    settings = load_settings()
+    rng = _read_range(since, until, offsets, None, 3_600_000)
+    rows = read_decisions(settings, rng, progress=True)
+    completions = read_completions(settings, rows, rng.lateness_ms, 1_000)
+    metrics = build_metrics(settings.influx.model_copy(update={"worker_tag": tag}))
+    buckets = backfill(
+        metrics, rows, completions, load_catalog(settings, catalog), bucket_ms=bucket_s * 1000
+    )
+    metrics.close()
+    stats = metrics.writer.stats() if metrics.writer else None
+    typer.echo(
+        f"{len(rows)} decisions and {len(completions)} completions in {buckets} buckets "
+        f"-> {settings.influx.url} as worker={tag}: "
+        f"{stats.written_points if stats else 0} points written, "
+        f"{stats.dropped_points if stats else 0} dropped"
+    )
+    if stats is not None and stats.dropped_points:
+        raise typer.Exit(1)
 
 
 def _print_audit(console: Any, report: Any, show: int) -> None:
@@ -269,3 +321,4 @@ def _print_audit(console: Any, report: Any, show: int) -> None:
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
     app.command("audit")(audit)
+    app.command("metrics-backfill")(metrics_backfill)
