@@ -15,7 +15,7 @@ command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
-python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+"${PYTHON:-python3}" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   log "apt: installing ${missing[*]}"
   SUDO=""
@@ -28,9 +28,14 @@ fi
 t_apt=$SECONDS
 
 # -- Python venv ----------------------------------------------------------------------------
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  log "need Python 3.11 (set PYTHON=/path/to/python3.11); $PYTHON is $("$PYTHON" -V 2>&1)"
+  exit 2
+fi
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "venv: creating $VENV"
-  python3 -m venv "$VENV"
+  "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.gar-installed"
 want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
