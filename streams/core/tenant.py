@@ -164,14 +164,11 @@ class TenantWork:
         self.count += 1
 
     def freeze(self) -> TenantState:
+        """The final state. The work object must not be used afterwards (its dicts are handed
+        over, not copied)."""
+        items = self.buckets.items()
         return TenantState(
-            tenant=self.tenant,
-            lam=self.lam,
-            mu=dict(self.mu),
-            nu=self.nu,
-            buckets=tuple((b, v[0], int(v[1])) for b, v in sorted(self.buckets.items())),
-            watermark_ms=self.wm_ms,
-            seq=self.seq,
-            window_spend_g=self.spend_g,
-            window_count=self.count, deficit=dict(self.deficit),
+            self.tenant, self.lam, self.mu, self.nu,
+            tuple([(b, v[0], int(v[1])) for b, v in (sorted(items) if len(items) > 1 else items)]),
+            self.wm_ms, self.seq, self.spend_g, self.count, self.deficit,
         )

@@ -39,11 +39,16 @@ def pd_choose(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatAr
     With mu = nu = 0 the argmin is that of carbon alone, computed without the (1 + lambda)
     factor so that rounding can never create a tie.
     """
-    if duals.mu == 0.0 and duals.nu == 0.0:
+    return _pd_argmin(perm, cn_c, acc_c, ln_c, pen_c, duals.lam, duals.mu, duals.nu)
+
+
+def _pd_argmin(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray,
+               pen_c: FloatArray, lam: float, mu: float, nu: float) -> int:
+    if mu == 0.0 and nu == 0.0:
         return int(perm[int((cn_c + pen_c).argmin())])
-    s = cn_c * (1.0 + duals.lam) - acc_c * duals.mu + pen_c
-    if duals.nu:
-        s = s + ln_c * duals.nu
+    s = cn_c * (1.0 + lam) - acc_c * mu + pen_c
+    if nu:
+        s = s + ln_c * nu
     return int(perm[int(s.argmin())])
 
 
@@ -62,6 +67,16 @@ def accuracy_ok(cfg: PolicyConfig, est: Estimates) -> BoolArray:
 def hard_filter(cfg: PolicyConfig, est: Estimates) -> BoolArray:
     out: BoolArray = est.eligible & est.latency_ok & accuracy_ok(cfg, est)
     return out
+
+
+def _feasible_range(feas: BoolArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per row (max - min, max of |x|) of x over the feasible entries (0 where none)."""
+    hi = np.where(feas, x, -np.inf).max(axis=1)
+    lo = np.where(feas, x, np.inf).min(axis=1)
+    ok = np.isfinite(hi)
+    rng = np.where(ok, hi - lo, 0.0)
+    mag = np.where(ok, np.maximum(np.abs(hi), np.abs(lo)), 0.0)
+    return rng, mag
 
 
 # --- gar-pd --------------------------------------------------------------------------------------
@@ -126,13 +141,14 @@ class GarPD(PolicyBase):
             margin = np.nan_to_num(gap, nan=0.0, posinf=np.inf).tolist()
         else:
             margin = [np.inf] * n
-        feas_any = np.isfinite(pen_all)
-        cn_max = np.where(feas_any, cn_c, 0.0).max(axis=1, initial=0.0)
-        acc_max = np.where(feas_any, acc_c, 0.0).max(axis=1, initial=0.0)
-        ln_max = np.where(feas_any, ln_c, 0.0).max(axis=1, initial=0.0)
+        # Ranges over the feasible set of each term: a dual move of (dl, dm, dn) changes any
+        # score gap by at most dl * range(c~) + dm * range(a) + dn * range(l~).
+        cn_rng, cn_max = _feasible_range(hard_c, cn_c)
+        acc_rng, acc_max = _feasible_range(hard_c, acc_c)
+        ln_rng, ln_max = _feasible_range(hard_c, ln_c)
         scale = (cn_max * (1.0 + lam0) + acc_max * mu0 + ln_max * nu0 + 1.0) * BOUND_RTOL
-        cn_max_l, acc_max_l, ln_max_l, scale_l = (
-            cn_max.tolist(), acc_max.tolist(), ln_max.tolist(), scale.tolist())
+        cn_rng_l, acc_rng_l, ln_rng_l, scale_l = (
+            cn_rng.tolist(), acc_rng.tolist(), ln_rng.tolist(), scale.tolist())
         lam0_l, mu0_l, nu0_l = lam0.tolist(), mu0.tolist(), nu0.tolist()
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
         floors, caps = est.floor.tolist(), est.latency_cap_ms.tolist()
@@ -144,13 +160,17 @@ class GarPD(PolicyBase):
         optimal, fallback = Reason.OPTIMAL, Reason.INFEASIBLE_FALLBACK
         out: list[Decision] = []
         append = out.append
+        new_tuple = tuple.__new__
+        slots: dict[str, tuple[TenantWork, float | None]] = {}
         for i, req in enumerate(reqs):
             tenant, ts, ds = req.tenant, req.ts_ms, ds_names[i]
-            w = book.get(tenant)
+            slot = slots.get(tenant)
+            if slot is None:
+                slot = slots[tenant] = (book.get(tenant), budget_for(tenant))
+            w, budget = slot
             in_win = w.advance(ts)
             spend0, count0 = w.spend_g, w.count
             n_w = count0 + 1 if in_win else count0
-            budget = budget_for(tenant)
             lam, nu = w.lam, w.nu
             mu = w.mu.get(ds, mu_init)
             left = None if budget is None or not budget_hard else budget - spend0
@@ -158,8 +178,8 @@ class GarPD(PolicyBase):
             if left is not None:
                 feas = hard[i] & (co2[i] <= left)
                 if feas.any():
-                    k = pd_choose(perm, cn_c[i], acc_c[i], ln_c[i],
-                                  np.where(feas[perm], 0.0, np.inf), Duals(lam, mu, nu))
+                    k = _pd_argmin(perm, cn_c[i], acc_c[i], ln_c[i],
+                                   np.where(feas[perm], 0.0, np.inf), lam, mu, nu)
                 else:
                     reason = fallback
                     # left is set only when there is a budget (> 0, validated).
@@ -173,13 +193,12 @@ class GarPD(PolicyBase):
             else:
                 dl, dm, dn = abs(lam - lam0_l[i]), abs(mu - mu0_l[i]), abs(nu - nu0_l[i])
                 if (dl == 0.0 and dm == 0.0 and dn == 0.0) or (
-                    2.0 * (dl * cn_max_l[i] + dm * acc_max_l[i] + dn * ln_max_l[i])
+                    dl * cn_rng_l[i] + dm * acc_rng_l[i] + dn * ln_rng_l[i]
                     + 2.0 * scale_l[i] < margin[i]
                 ):
                     k = k_guess[i]
                 else:
-                    k = pd_choose(perm, cn_c[i], acc_c[i], ln_c[i], pen_all[i],
-                                  Duals(lam, mu, nu))
+                    k = _pd_argmin(perm, cn_c[i], acc_c[i], ln_c[i], pen_all[i], lam, mu, nu)
             co2_k = co2.item(i, k)
             # Projected dual steps (see the class docstring).
             lam_a = lam
@@ -193,8 +212,9 @@ class GarPD(PolicyBase):
             w.lam, w.nu = lam_a, nu_a
             w.mu[ds] = mu_a
             w.charge(ts, co2_k, in_win)
-            append(Decision(shared, i, k, reason, lam, mu, nu, lam_a, mu_a, nu_a, budget, left,
-                            spend0, count0, in_win, w.seq))
+            # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path).
+            append(new_tuple(Decision, (shared, i, k, reason, lam, mu, nu, lam_a, mu_a, nu_a,
+                                        budget, left, spend0, count0, in_win, w.seq)))
         return book.frozen(), out
 
 
