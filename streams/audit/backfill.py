@@ -8,13 +8,14 @@ mixes with a live worker's series.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from streams.audit.reader import DecisionRow
-from streams.core import Catalog
+from streams.core import Catalog, Completion
 from streams.metrics import CompletionSample, Metrics
 from streams.metrics.records import LargestBaseline, record_decision_batch
+from streams.metrics.telemetry import estimator_samples
 
 J_PER_KWH = 3.6e6
 
@@ -25,6 +26,7 @@ def backfill(
     completions: list[DecisionRow],
     catalog: Catalog | None,
     *,
+    dead_letters: list[DecisionRow] | None = None,
     bucket_ms: int = 60_000,
     budget_window_s: float = 0.0,
 ) -> int:
@@ -46,6 +48,7 @@ def backfill(
             ts_ms=(b + 1) * bucket_ms - 1,
         )
     done: dict[int, list[CompletionSample]] = defaultdict(list)
+    typed: dict[int, list[Completion]] = defaultdict(list)
     seen: set[str] = set()
     for row in completions:
         c = row.record
@@ -54,6 +57,9 @@ def backfill(
         if c is None or dec is None or rid in seen or not isinstance(c.get("ts_ms"), int):
             continue
         seen.add(rid)
+        parsed = _completion(c)
+        if parsed is not None:
+            typed[c["ts_ms"] // bucket_ms].append(parsed)
         energy = c.get("energy_j") if isinstance(c.get("energy_j"), int | float) else None
         realised = None
         zi = dec.get("intensity") or {}
@@ -80,4 +86,45 @@ def backfill(
         )
     for b in sorted(done):
         metrics.completions(done[b], (b + 1) * bucket_ms - 1)
+        if catalog is not None and typed.get(b):
+            # estimator error against the catalog's priors (the live snapshot is not recorded)
+            cands, accs = estimator_samples(catalog, typed[b], None)
+            metrics.candidates(cands, (b + 1) * bucket_ms - 1)
+            metrics.accuracy(accs, (b + 1) * bucket_ms - 1)
+    if by_id and dead_letters:
+        lo = min(buckets) * bucket_ms
+        hi = (max(buckets) + 1) * bucket_ms
+        counts: dict[int, Counter[tuple[str, str]]] = defaultdict(Counter)
+        for row in dead_letters:
+            d = row.record or {}
+            raw_src = d.get("source")
+            src: dict[str, Any] = raw_src if isinstance(raw_src, dict) else {}
+            ts = (
+                src.get("timestamp_ms")
+                if isinstance(src.get("timestamp_ms"), int)
+                else (d.get("rejected_at_ms"))
+            )
+            if isinstance(ts, int) and lo <= ts < hi:
+                counts[ts // bucket_ms][(str(d.get("reason")), str(d.get("stage")))] += 1
+        for b in sorted(counts):
+            metrics.dead_letters(counts[b], (b + 1) * bucket_ms - 1)
     return len(buckets)
+
+
+def _completion(c: dict[str, Any]) -> Completion | None:
+    try:
+        return Completion(
+            request_id=str(c["request_id"]),
+            tenant=str(c["tenant"]),
+            model=str(c["model"]),
+            region=str(c["region"]),
+            dataset=str(c.get("dataset", "*")),
+            ts_ms=int(c["ts_ms"]),
+            latency_ms=float(c["latency_ms"]),
+            input_tokens=int(c["input_tokens"]),
+            output_tokens=int(c["output_tokens"]),
+            energy_j=c.get("energy_j"),
+            correct=c.get("correct"),
+        )
+    except Exception:  # telemetry the router would have dead-lettered
+        return None

@@ -225,7 +225,7 @@ def metrics_backfill(
     stamped with event time: for a store outage or a run that wrote no metrics."""
     from streams.audit.backfill import backfill
     from streams.audit.outcomes import read_completions
-    from streams.audit.reader import read_decisions
+    from streams.audit.reader import ReadRange, read_decisions
     from streams.audit.run import load_catalog
     from streams.metrics import build_metrics
 
@@ -233,9 +233,20 @@ def metrics_backfill(
     rng = _read_range(since, until, offsets, None, 3_600_000)
     rows = read_decisions(settings, rng, progress=True)
     completions = read_completions(settings, rows, rng.lateness_ms, 1_000)
+    try:
+        dead = read_decisions(
+            settings, ReadRange(), topic=settings.topics.name(settings.topics.dead_letter)
+        )
+    except LookupError:
+        dead = []
     metrics = build_metrics(settings.influx.model_copy(update={"worker_tag": tag}))
     buckets = backfill(
-        metrics, rows, completions, load_catalog(settings, catalog), bucket_ms=bucket_s * 1000
+        metrics,
+        rows,
+        completions,
+        load_catalog(settings, catalog),
+        dead_letters=dead,
+        bucket_ms=bucket_s * 1000,
     )
     metrics.close()
     stats = metrics.writer.stats() if metrics.writer else None

@@ -49,11 +49,9 @@ def record_completions(
         return
     snap = estimators.snapshot() if estimators is not None else None
     samples: list[CompletionSample] = []
-    per_k: dict[int, list[Completion]] = defaultdict(list)
     for c in completions:
-        try:
-            k = catalog.candidate_index(c.model, c.region)
-        except Exception:  # telemetry for a deployment not in this catalog: count it plainly
+        k = _index(catalog, c)
+        if k is None:  # telemetry for a deployment not in this catalog: count it plainly
             samples.append(
                 CompletionSample(
                     c.tenant,
@@ -66,7 +64,6 @@ def record_completions(
                 )
             )
             continue
-        per_k[k].append(c)
         ri = int(catalog.cand_region_idx[k])
         reading = intensity.latest(catalog.regions[ri].zone)
         g_per_j = (
@@ -91,8 +88,31 @@ def record_completions(
             )
         )
     metrics.completions(samples, ts_ms)
-    metrics.candidates([_candidate(catalog, k, cs, snap) for k, cs in per_k.items()], ts_ms)
-    metrics.accuracy(_accuracy(catalog, completions, snap), ts_ms)
+    cands, accs = estimator_samples(catalog, completions, snap)
+    metrics.candidates(cands, ts_ms)
+    metrics.accuracy(accs, ts_ms)
+
+
+def estimator_samples(
+    catalog: Catalog, completions: Sequence[Completion], snap: EstimatorSnapshot | None
+) -> tuple[list[CandidateSample], list[AccuracySample]]:
+    """Estimator error of one completion batch (``snap=None``: the catalog's priors)."""
+    per_k: dict[int, list[Completion]] = defaultdict(list)
+    for c in completions:
+        k = _index(catalog, c)
+        if k is not None:
+            per_k[k].append(c)
+    return (
+        [_candidate(catalog, k, cs, snap) for k, cs in per_k.items()],
+        _accuracy(catalog, completions, snap),
+    )
+
+
+def _index(catalog: Catalog, c: Completion) -> int | None:
+    try:
+        return catalog.candidate_index(c.model, c.region)
+    except Exception:
+        return None
 
 
 def _predicted_j(catalog: Catalog, k: int, c: Completion, snap: EstimatorSnapshot | None) -> float:
