@@ -46,3 +46,79 @@ def test_join_counts_once_and_prices_measured_energy() -> None:
     assert out["serving_latency_p95_ms"] == pytest.approx(
         sorted(100.0 * (i + 1) for i in range(15))[13] + 0.3 * 100.0
     )
+
+
+def test_backfill_writes_completions_estimator_error_and_dead_letters() -> None:
+    from streams.audit.backfill import backfill
+    from streams.metrics import Metrics, MetricsWriter
+
+    from .test_metrics_unit import RecordingSink
+
+    run = make_run(batches=2, per_batch=10)
+    rows = [DecisionRow("d", 0, i, 0, None, r) for i, r in enumerate(run.records)]
+    comps = [
+        DecisionRow(
+            "c",
+            0,
+            i,
+            0,
+            None,
+            {
+                "request_id": r["request_id"],
+                "tenant": r["tenant"],
+                "model": r["model"],
+                "region": r["region"],
+                "dataset": r["dataset"],
+                "ts_ms": r["ts_ms"] + 10,
+                "latency_ms": 300.0,
+                "input_tokens": 100,
+                "output_tokens": 150,
+                "energy_j": 90.0,
+                "correct": True,
+            },
+        )
+        for i, r in enumerate(run.records)
+    ]
+    dead = [
+        DecisionRow(
+            "x",
+            0,
+            0,
+            0,
+            None,
+            {
+                "reason": "invalid_json",
+                "stage": "decode",
+                "source": {
+                    "topic": "req",
+                    "partition": 0,
+                    "offset": 3,
+                    "timestamp_ms": run.records[0]["ts_ms"],
+                },
+            },
+        )
+    ]
+    sink = RecordingSink()
+    writer = MetricsWriter(sink, start=False)
+    buckets = backfill(
+        Metrics(writer, worker="bf"), rows, comps, run.catalog, dead_letters=dead, bucket_ms=60_000
+    )
+    writer.flush()
+    names = {x.split(",")[0] for x in sink.lines}
+    assert buckets == 2
+    assert {
+        "gar_decisions",
+        "gar_completions",
+        "gar_estimator_energy",
+        "gar_estimator_accuracy",
+        "gar_dead_letters",
+        "gar_budget",
+        "gar_duals",
+        "gar_intensity",
+    } <= names
+    completed = sum(
+        int(x.split("count=")[1].split("i")[0])
+        for x in sink.lines
+        if x.startswith("gar_completions")
+    )
+    assert completed == len(run.records)
