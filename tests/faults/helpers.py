@@ -1,0 +1,277 @@
+"""Shared machinery of the fault suite: worker subprocesses with metrics, offset-tracking
+producers, an incremental topic reader and the one accounting rule every test checks.
+
+The accounting rule (issue 6): every input record on the requests topic ends as exactly one
+decision or one dead letter. Inputs are identified by their (partition, offset) on the requests
+topic, which both a decision (``request_source``) and a dead letter (``source``) carry, so the
+rule is checked without trusting request ids (a hostile input may have none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from app.helpers import SMALL_CATALOG, WorkerProc, settings_env
+
+from streams.app.admin import ensure_topics
+from streams.app.topics import TopicLayout, topic_specs
+from streams.config import Settings
+from streams.core.intensity import IntensityReading
+from streams.core.policy_config import PolicyConfig
+from streams.schema import encode, intensity_record
+
+MODELS = [m["name"] for m in SMALL_CATALOG["models"]]
+T0_MS = 1_672_531_200_000
+Item = tuple[bytes | None, bytes]
+Pos = tuple[int, int]  # (partition, offset) on the requests topic
+Worker = WorkerProc
+
+
+def layout(settings: Settings) -> TopicLayout:
+    return TopicLayout.from_settings(settings, MODELS)
+
+
+def create_topics(settings: Settings) -> None:
+    asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
+
+
+def request(i: int, tenant: str, ts_ms: int, prefix: str = "req", **extra: Any) -> bytes:
+    return orjson.dumps({
+        "schema_version": 1, "request_id": f"{prefix}-{i:06d}", "tenant": tenant,
+        "dataset": "gsm8k", "input_tokens": 120 + i % 50, "output_tokens_est": None,
+        "client_region": "eu" if i % 2 else "us", "ts_ms": ts_ms, **extra,
+    })
+
+
+def valid_items(n: int, tenants: int, start: int = 0, step_ms: int = 100,
+                prefix: str = "req") -> list[Item]:
+    out: list[Item] = []
+    for i in range(start, start + n):
+        tenant = f"tenant-{i % tenants}"
+        out.append((tenant.encode(), request(i, tenant, T0_MS + i * step_ms, prefix)))
+    return out
+
+
+# -- worker processes -----------------------------------------------------------------------
+def alive(worker: Worker) -> bool:
+    return worker.proc.poll() is None
+
+
+def start_worker(settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None,
+                 loglevel: str = "info") -> Worker:
+    """``gar worker`` with the test's Settings; metrics off unless ``extra_env`` enables them."""
+    env = settings_env(settings)
+    env.update(extra_env or {})
+    gar = Path(sys.executable).with_name("gar")
+    out = log_path.open("ab")
+    proc = subprocess.Popen([str(gar), "worker", "--loglevel", loglevel], env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+    return Worker(proc, log_path)
+
+
+def influx_env(url: str, worker_tag: str, **overrides: str) -> dict[str, str]:
+    env = {
+        "GAR_INFLUX__ENABLED": "true", "GAR_INFLUX__URL": url,
+        "GAR_INFLUX__WORKER_TAG": worker_tag, "GAR_INFLUX__FLUSH_INTERVAL_MS": "300",
+    }
+    env.update({f"GAR_INFLUX__{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
+# -- producing with positions ---------------------------------------------------------------
+async def produce_tracked(settings: Settings, topic: str, items: Iterable[Item],
+                          pace: Callable[[int], float] | None = None) -> list[Pos]:
+    """Publish in order; return each item's (partition, offset). ``pace(i)`` seconds of sleep
+    after item ``i`` (None: as fast as possible)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                linger_ms=5, max_batch_size=256 * 1024,
+                                max_request_size=4 * 1024 * 1024, acks="all")
+    await producer.start()
+    try:
+        futs = []
+        for i, (key, value) in enumerate(items):
+            futs.append(await producer.send(topic, value=value, key=key))
+            if pace is not None and (delay := pace(i)) > 0:
+                await asyncio.sleep(delay)
+        metas = await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+    return [(m.partition, m.offset) for m in metas]
+
+
+def produce(settings: Settings, topic: str, items: Sequence[Item]) -> list[Pos]:
+    return asyncio.run(produce_tracked(settings, topic, items))
+
+
+# -- reading --------------------------------------------------------------------------------
+class TopicReader:
+    """Reads topics from the beginning, incrementally (one consumer for a whole test)."""
+
+    def __init__(self, settings: Settings, topics: Sequence[str],
+                 lay: TopicLayout | None = None) -> None:
+        self._bootstrap = settings.kafka.bootstrap_servers
+        self.topics = list(topics)
+        self.records: dict[str, list[Any]] = {t: [] for t in topics}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lay = lay
+        self.accounted: set[Pos] = set()  # request positions with an outcome, kept incrementally
+        self.decided_ids: set[str] = set()
+
+    async def start(self) -> None:
+        c = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_partition_fetch_bytes=8 * 1024 * 1024)
+        await c.start()
+        tps: list[TopicPartition] = []
+        for t in self.topics:
+            for _ in range(100):
+                parts = c.partitions_for_topic(t)
+                if parts:
+                    break
+                await c._client.force_metadata_update()
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"no metadata for {t}")
+            tps.extend(TopicPartition(t, p) for p in parts)
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        self._consumer = c
+
+    async def poll(self, timeout_ms: int = 300) -> int:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=20_000)
+        n = 0
+        for tp, msgs in batches.items():
+            self.records[tp.topic].extend(msgs)
+            n += len(msgs)
+            if self._lay is not None:
+                self._track(tp.topic, msgs)
+        return n
+
+    def _track(self, topic: str, msgs: Sequence[Any]) -> None:
+        assert self._lay is not None
+        if topic == self._lay.decisions:
+            for m in msgs:
+                d = orjson.loads(m.value)
+                src = d["request_source"]
+                self.accounted.add((int(src["partition"]), int(src["offset"])))
+                self.decided_ids.add(d["request_id"])
+        elif topic == self._lay.dead_letter:
+            for m in msgs:
+                src = orjson.loads(m.value)["source"]
+                if src.get("topic") == self._lay.requests:
+                    self.accounted.add((int(src["partition"]), int(src["offset"])))
+
+    async def until(self, done: Callable[[TopicReader], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            await self.poll()
+            if done(self):
+                return True
+        return False
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+def read_until(settings: Settings, topics: Sequence[str], done: Callable[[TopicReader], bool],
+               timeout_s: float = 90.0, lay: TopicLayout | None = None) -> TopicReader:
+    async def run() -> TopicReader:
+        r = TopicReader(settings, topics, lay)
+        await r.start()
+        try:
+            await r.until(done, timeout_s)
+        finally:
+            await r.stop()
+        return r
+
+    return asyncio.run(run())
+
+
+# -- accounting -----------------------------------------------------------------------------
+@dataclass
+class Accounting:
+    """Outcomes per input position, and what was emitted more than once downstream."""
+
+    decided: dict[Pos, set[bytes]] = field(default_factory=dict)  # distinct decision bytes
+    dead: dict[Pos, list[dict[str, Any]]] = field(default_factory=dict)
+    decision_records: int = 0
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def dead_letter_records(self) -> int:
+        return sum(len(v) for v in self.dead.values())
+
+    def outcomes(self) -> Counter[Pos]:
+        c: Counter[Pos] = Counter()
+        for pos in self.decided:
+            c[pos] += 1
+        for pos in self.dead:
+            c[pos] += 1
+        return c
+
+
+def account(reader: TopicReader, lay: TopicLayout) -> Accounting:
+    acc = Accounting()
+    for m in reader.records[lay.decisions]:
+        d = orjson.loads(m.value)
+        src = d["request_source"]
+        acc.decided.setdefault((int(src["partition"]), int(src["offset"])), set()).add(m.value)
+        acc.decisions.append(d)
+        acc.decision_records += 1
+    for m in reader.records[lay.dead_letter]:
+        d = orjson.loads(m.value)
+        src = d["source"]
+        if src.get("topic") != lay.requests:
+            continue
+        acc.dead.setdefault((int(src["partition"]), int(src["offset"])), []).append(d)
+    return acc
+
+
+def changelog(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"
+
+
+def publish_policy(settings: Settings, config: PolicyConfig, name: str = "gar-pd") -> None:
+    """Publish a policy on the policy topic and wait until the worker applied it."""
+    lay = layout(settings)
+    record = {"schema_version": 1, "scope": "global", "policy_name": name,
+              "config": config.to_dict()}
+    produce(settings, lay.policy, [(b"global", orjson.dumps(record))])
+    topic = changelog(settings, "policy")
+    read_until(settings, [topic], lambda r: any(
+        orjson.loads(m.value)["config"]["version"] == config.version
+        for m in r.records[topic] if m.value is not None), 60.0)
+
+
+def publish_intensity(settings: Settings, readings: Sequence[IntensityReading]) -> None:
+    """Publish readings and wait until the worker's intensity table holds the newest one."""
+    lay = layout(settings)
+    produce(settings, lay.carbon_intensity,
+            [(r.zone.encode(), encode(intensity_record(r))) for r in readings])
+    topic = changelog(settings, "intensity")
+    want = {(r.zone, r.ts_ms) for r in readings}
+
+    def done(r: TopicReader) -> bool:
+        have = {(h["zone"], h["ts_ms"]) for m in r.records[topic] if m.value is not None
+                for h in orjson.loads(m.value)}  # value: the zone's recent readings
+        return want <= have
+
+    read_until(settings, [topic], done, 60.0)
+
+
+def env_flag(name: str, default: int) -> int:
+    """Counts can be scaled up for a long local run (e.g. GAR_FAULTS_REQUESTS=50000)."""
+    return int(os.environ.get(name, default))
