@@ -84,6 +84,11 @@ class PromClient:
         data = self._get("/api/v1/query_range", params)
         return [_series(r) for r in data.get("result", [])]
 
+    def label_values(self, label: str, match: str) -> list[str]:
+        """What Grafana's ``label_values(match, label)`` variable query lists."""
+        data = self._get(f"/api/v1/label/{label}/values", {"match[]": match})
+        return [str(x) for x in data]
+
     def series_names(self, match: str) -> list[str]:
         data = self._get("/api/v1/label/__name__/values", {"match[]": match})
         return [str(x) for x in data]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.config import REPO_ROOT
-from streams.report.views import DASHBOARDS, Dashboard, Panel
+from streams.report.views import DASHBOARDS, VARIABLE_SOURCE, Dashboard, Panel
 
 DATASOURCE_UID = "gar-victoriametrics"
 DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
@@ -59,6 +59,24 @@ def _panel(panel_id: int, panel: Panel, x: int, y: int) -> dict[str, Any]:
     }
 
 
+def _variable(name: str) -> dict[str, Any]:
+    query = f"label_values({VARIABLE_SOURCE[name]}, {name})"
+    return {
+        "name": name,
+        "label": name,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "definition": query,
+        "query": {"query": query, "refId": f"{name}-values"},
+        "refresh": 2,  # on time-range change
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+    }
+
+
 def dashboard_json(d: Dashboard) -> dict[str, Any]:
     panels = []
     x = y = 0
@@ -81,7 +99,7 @@ def dashboard_json(d: Dashboard) -> dict[str, Any]:
         "editable": True,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": []},
+        "templating": {"list": [_variable(v) for v in d.variables]},
         "annotations": {"list": []},
         "links": [{"type": "dashboards", "tags": ["gar"], "asDropdown": True, "title": "GAR"}],
         "panels": panels,

@@ -9,7 +9,8 @@ the report and the tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 PanelKind = Literal["timeseries", "stat", "bargauge"]
@@ -37,6 +38,31 @@ class Dashboard:
     title: str
     description: str
     panels: tuple[Panel, ...] = field(default_factory=tuple)
+    variables: tuple[str, ...] = ()
+    """Template variables (label names) every query of the dashboard is filtered by."""
+
+
+# Series that carry a tenant tag, and the selector a ``$tenant`` filter is added to.
+_TENANT_SERIES = re.compile(r"\b(gar_(?:decisions|completions|budget|duals)_\w+)(\{([^}]*)\})?")
+VARIABLE_SOURCE = {"tenant": "gar_decisions_count"}
+
+
+def _filter_tenant(expr: str) -> str:
+    def add(m: re.Match[str]) -> str:
+        inner = m.group(3)
+        labels = f'{inner},tenant=~"$tenant"' if inner else 'tenant=~"$tenant"'
+        return f"{m.group(1)}{{{labels}}}"
+
+    return _TENANT_SERIES.sub(add, expr)
+
+
+def tenant_scoped(d: Dashboard) -> Dashboard:
+    """The dashboard with a multi-select ``tenant`` variable applied to every tenant series."""
+    panels = tuple(
+        replace(p, queries=tuple(replace(q, expr=_filter_tenant(q.expr)) for q in p.queries))
+        for p in d.panels
+    )
+    return replace(d, panels=panels, variables=(*d.variables, "tenant"))
 
 
 def _per_interval(series: str, by: str = "") -> str:
@@ -365,12 +391,20 @@ PIPELINE = Dashboard(
     ),
 )
 
+CARBON = tenant_scoped(CARBON)
+BUDGETS = tenant_scoped(BUDGETS)
+SLO = tenant_scoped(SLO)
 DASHBOARDS: tuple[Dashboard, ...] = (CARBON, BUDGETS, SLO, ESTIMATORS, PIPELINE)
 
 
-def substitute(expr: str, interval_s: float, range_s: float) -> str:
-    """Fill Grafana's built-in variables the way Grafana does for a given step and range."""
+def substitute(
+    expr: str, interval_s: float, range_s: float, variables: dict[str, str] | None = None
+) -> str:
+    """Fill Grafana's built-in variables the way Grafana does for a given step and range;
+    template variables default to "All" (``.*``)."""
     interval = f"{max(int(interval_s), 1)}s"
+    for name in VARIABLE_SOURCE:
+        expr = expr.replace(f"${name}", (variables or {}).get(name, ".*"))
     return (
         expr.replace("$__interval_ms", str(max(int(interval_s), 1) * 1000))
         .replace("$__interval", interval)

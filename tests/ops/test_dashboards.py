@@ -15,12 +15,12 @@ from streams.config import REPO_ROOT, InfluxSettings
 from streams.metrics import build_metrics
 from streams.metrics.query import PromClient
 from streams.report.grafana import DASHBOARD_DIR, DATASOURCE_UID, file_name, render
-from streams.report.views import DASHBOARDS, substitute
+from streams.report.views import BUDGETS, DASHBOARDS, substitute
 
-from .sample_run import TICK_MS, write_sample_run
+from .sample_run import TENANTS, TICK_MS, write_sample_run
 
 GRAFANA = REPO_ROOT / "grafana"
-KNOWN_VARIABLES = {"$__interval", "$__interval_ms", "$__range"}
+KNOWN_VARIABLES = {"$__interval", "$__interval_ms", "$__range", "$tenant"}
 
 
 def _dashboard_files() -> list[Path]:
@@ -48,6 +48,7 @@ def test_dashboard_parses_and_every_panel_has_a_query(path: Path) -> None:
             expr = target["expr"]
             assert expr.strip(), panel["title"]
             assert expr.count("(") == expr.count(")") and expr.count("[") == expr.count("]")
+            assert expr.count("{") == expr.count("}")
             assert set(re.findall(r"\$\w+", expr)) <= KNOWN_VARIABLES, expr
         x, w = panel["gridPos"]["x"], panel["gridPos"]["w"]
         assert x >= 0 and x + w <= 24
@@ -90,3 +91,12 @@ def test_every_panel_query_returns_data_from_the_real_store(
                 if not values:
                     empty.append(f"{board.uid} / {panel.title}: {expr}")
     assert not empty, "\n".join(empty)
+
+    # the tenant variable: its values come from the store, and choosing one filters the panels
+    tenants = mine.label_values("tenant", "gar_decisions_count")
+    assert set(TENANTS) <= set(tenants)
+    lam = next(p for p in BUDGETS.panels if p.title.startswith("λ")).queries[0].expr
+    only = mine.query_range(
+        substitute(lam, step_s, range_s, {"tenant": "acme"}), start_s, last_s, step_s
+    )
+    assert {s.labels["tenant"] for s in only} == {"acme"}
