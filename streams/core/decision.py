@@ -6,7 +6,7 @@ creating one is cheap; ``to_record()`` converts its row to lists only when calle
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -38,6 +38,12 @@ class DecisionContext:
     est: Estimates
     feasible: BoolArray
     """(N, K) feasible sets before any budget-hard filter (see ``Decision.feasible``)."""
+    cache: list[BatchRows] = field(default_factory=list, compare=False, repr=False)
+
+    def rows(self) -> BatchRows:
+        if not self.cache:
+            self.cache.append(BatchRows(self.ctx, self.est, self.feasible))
+        return self.cache[0]
 
 
 class Decision(NamedTuple):
@@ -116,15 +122,23 @@ class Decision(NamedTuple):
         return ctx.zone_intensity(r, int(est.ts_ms[self.row]))
 
     def to_record(self) -> dict[str, Any]:
-        """JSON-safe dict with everything needed to re-derive this decision (see replay.py)."""
+        """JSON-safe dict with everything needed to re-derive this decision (see replay.py).
+
+        The batch's matrices are converted to Python lists once (on the first call for any
+        decision of the batch), so each record only indexes lists."""
         sh = self.shared
-        ctx, est, i, k = sh.ctx, sh.est, self.row, self.candidate
-        req = est.requests[i]
-        cat = ctx.catalog
-        m, r = cat.deployments[k]
-        ri = int(cat.cand_region_idx[k])
-        reading = ctx.region_readings[ri]
-        age = int(est.intensity_age_ms[i, ri])
+        b = sh.rows()
+        ctx, i, k = sh.ctx, self.row, self.candidate
+        req = sh.est.requests[i]
+        m, r = b.deployments[k]
+        ri = b.cand_region[k]
+        age = b.age[i][ri]
+        stale = b.stale[i][ri]
+        if self.budget_left_g is None:
+            feasible = b.feasible_cols[b.feasible_off[i]:b.feasible_off[i + 1]]
+        else:
+            feasible = np.flatnonzero(self.feasible).tolist()
+        co2, acc, lat = b.co2[i], b.acc[i], b.lat[i]
         return {
             "format": RECORD_FORMAT,
             "request_id": req.request_id,
@@ -135,47 +149,81 @@ class Decision(NamedTuple):
             "input_tokens": req.input_tokens,
             "output_tokens_est": req.output_tokens_est,
             "policy": sh.policy,
-            "policy_version": ctx.config.version,
-            "mode": ctx.config.mode,
-            "catalog_version": cat.version,
-            "estimator_seq": ctx.snapshot.seq,
+            "policy_version": b.policy_version,
+            "mode": b.mode,
+            "catalog_version": b.catalog_version,
+            "estimator_seq": b.estimator_seq,
             "candidate": k,
             "model": m,
             "region": r,
             "reason": self.reason,
-            "co2_g": float(est.co2_g[i, k]),
-            "accuracy_est": float(est.accuracy[i, k]),
-            "latency_p95_ms_est": float(est.latency_ms[i, k]),
-            "floor": float(est.floor[i]),
-            "latency_cap_ms": float(est.latency_cap_ms[i]),
+            "co2_g": co2[k],
+            "accuracy_est": acc[k],
+            "latency_p95_ms_est": lat[k],
+            "floor": b.floor[i],
+            "latency_cap_ms": b.cap[i],
             "carbon_ref_g": ctx.carbon_ref_g,
             "budget_g": self.budget_g,
             "window_spend_g_before": self.window_spend_g_before,
             "window_count_before": self.window_count_before,
             "in_window": self.in_window,
             "tenant_seq": self.tenant_seq,
-            "intensity_stale": bool(est.intensity_stale[i, ri]),
+            "intensity_stale": stale,
             "duals_before": {"lambda": self.lam_before, "mu": self.mu_before,
                              "nu": self.nu_before},
             "duals_after": {"lambda": self.lam_after, "mu": self.mu_after, "nu": self.nu_after},
             "intensity": {
-                "zone": cat.regions[ri].zone,
-                "intensity_g_per_kwh": float(est.intensity_g_per_kwh[i, ri]),
-                "reading_g_per_kwh": None if reading is None else reading.intensity_g_per_kwh,
-                "ts_ms": None if reading is None else reading.ts_ms,
-                "source": None if reading is None else reading.source,
-                "signal_type": None if reading is None else reading.signal_type,
-                "estimated": None if reading is None else reading.estimated,
-                "source_offset": None if reading is None else reading.source_offset,
+                **b.reading[ri],
+                "intensity_g_per_kwh": b.used[i][ri],
                 "age_ms": None if age < 0 else age,
-                "stale": bool(est.intensity_stale[i, ri]),
+                "stale": stale,
             },
             "candidates": {
-                "co2_g": est.co2_g[i].tolist(),
-                "accuracy": est.accuracy[i].tolist(),
-                "latency_ms": est.latency_ms[i].tolist(),
-                "feasible": np.flatnonzero(self.feasible).tolist(),
-                "eligible": None if est.eligible[i].all()
-                else np.flatnonzero(est.eligible[i]).tolist(),
+                "co2_g": co2,
+                "accuracy": acc,
+                "latency_ms": lat,
+                "feasible": feasible,
+                "eligible": None if b.eligible_all[i]
+                else np.flatnonzero(sh.est.eligible[i]).tolist(),
             },
         }
+
+
+class BatchRows:
+    """A batch's estimates as Python lists (built once, shared by its decisions' records)."""
+
+    __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2", "deployments",
+                 "eligible_all", "estimator_seq", "feasible_cols", "feasible_off", "floor",
+                 "lat", "mode", "policy_version", "reading", "stale", "used")
+
+    def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray) -> None:
+        cat = ctx.catalog
+        self.co2: list[list[float]] = est.co2_g.tolist()
+        self.acc: list[list[float]] = est.accuracy.tolist()
+        self.lat: list[list[float]] = est.latency_ms.tolist()
+        self.floor: list[float] = est.floor.tolist()
+        self.cap: list[float] = est.latency_cap_ms.tolist()
+        self.used: list[list[float]] = est.intensity_g_per_kwh.tolist()
+        self.age: list[list[int]] = est.intensity_age_ms.tolist()
+        self.stale: list[list[bool]] = est.intensity_stale.tolist()
+        self.eligible_all: list[bool] = np.all(est.eligible, axis=1).tolist()
+        counts = np.count_nonzero(feasible, axis=1)
+        self.feasible_off: list[int] = [0, *np.cumsum(counts).tolist()]
+        self.feasible_cols: list[int] = np.nonzero(feasible)[1].tolist()
+        self.deployments = cat.deployments
+        self.cand_region: list[int] = cat.cand_region_idx.tolist()
+        self.policy_version = ctx.config.version
+        self.mode = ctx.config.mode
+        self.catalog_version = cat.version
+        self.estimator_seq = ctx.snapshot.seq
+        self.reading: list[dict[str, Any]] = []
+        for reg, rd in zip(cat.regions, ctx.region_readings, strict=True):
+            self.reading.append({
+                "zone": reg.zone,
+                "reading_g_per_kwh": None if rd is None else rd.intensity_g_per_kwh,
+                "ts_ms": None if rd is None else rd.ts_ms,
+                "source": None if rd is None else rd.source,
+                "signal_type": None if rd is None else rd.signal_type,
+                "estimated": None if rd is None else rd.estimated,
+                "source_offset": None if rd is None else rd.source_offset,
+            })
