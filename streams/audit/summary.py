@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.audit.reader import DecisionRow
+from streams.metrics.records import number
 
 
 @dataclass
@@ -74,8 +75,7 @@ class Summary:
 
 
 def _num(rec: dict[str, Any], key: str) -> float | None:
-    v = rec.get(key)
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    return number(rec.get(key))
 
 
 def summarise(rows: list[DecisionRow]) -> Summary:

@@ -22,7 +22,8 @@ from streams.metrics.measurements import (
 )
 
 
-def _num(v: Any) -> float | None:
+def number(v: Any) -> float | None:
+    """A JSON number as float; None for missing, null, bool or anything else."""
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
@@ -51,8 +52,8 @@ class LargestBaseline:
                 for k in tier
                 if k < len(co2)
                 and (allowed is None or k in allowed)
-                and _num(co2[k]) is not None
-                and _num(lat[k]) is not None
+                and number(co2[k]) is not None
+                and number(lat[k]) is not None
             ]
             if ks:
                 best = min(ks, key=lambda k: (lat[k], co2[k]))
@@ -67,9 +68,9 @@ def decision_sample(record: Mapping[str, Any], baseline: LargestBaseline | None)
         region=str(record.get("region")),
         reason=str(record.get("reason")),
         policy=str(record.get("policy")),
-        co2_est_g=_num(record.get("co2_g")) or 0.0,
-        accuracy_est=_num(record.get("accuracy_est")) or 0.0,
-        latency_p95_est_ms=_num(record.get("latency_p95_ms_est")) or 0.0,
+        co2_est_g=number(record.get("co2_g")) or 0.0,
+        accuracy_est=number(record.get("accuracy_est")) or 0.0,
+        latency_p95_est_ms=number(record.get("latency_p95_ms_est")) or 0.0,
         co2_baseline_g=baseline.co2_g(record) if baseline is not None else None,
     )
 
@@ -93,15 +94,15 @@ def record_decision_batch(
         tenant = str(r.get("tenant"))
         last_by_tenant[tenant] = r
         after = r.get("duals_after")
-        if isinstance(after, dict) and _num(after.get("mu")) is not None:
+        if isinstance(after, dict) and number(after.get("mu")) is not None:
             mu.setdefault(tenant, {})[str(r.get("dataset"))] = float(after["mu"])
         zi = r.get("intensity")
         if isinstance(zi, dict) and zi.get("zone"):
             zones[str(zi["zone"])] = zi
     budgets, duals = [], []
     for tenant, r in last_by_tenant.items():
-        budget = _num(r.get("budget_g"))
-        spend = (_num(r.get("window_spend_g_before")) or 0.0) + (_num(r.get("co2_g")) or 0.0)
+        budget = number(r.get("budget_g"))
+        spend = (number(r.get("window_spend_g_before")) or 0.0) + (number(r.get("co2_g")) or 0.0)
         if budget is not None:
             budgets.append(BudgetSample(tenant, spend, budget, budget_window_s))
         after = r.get("duals_after") if isinstance(r.get("duals_after"), dict) else {}
@@ -109,8 +110,8 @@ def record_decision_batch(
         duals.append(
             DualSample(
                 tenant,
-                _num(after.get("lambda")) or 0.0,
-                _num(after.get("nu")) or 0.0,
+                number(after.get("lambda")) or 0.0,
+                number(after.get("nu")) or 0.0,
                 mu.get(tenant, {}),
             )
         )
@@ -120,8 +121,8 @@ def record_decision_batch(
         [
             IntensitySample(
                 zone=zone,
-                intensity_g_per_kwh=_num(zi.get("intensity_g_per_kwh")) or 0.0,
-                age_s=(_num(zi.get("age_ms")) or 0.0) / 1000.0,
+                intensity_g_per_kwh=number(zi.get("intensity_g_per_kwh")) or 0.0,
+                age_s=(number(zi.get("age_ms")) or 0.0) / 1000.0,
                 source=str(zi.get("source") or "none"),
                 signal_type=str(zi.get("signal_type") or "none"),
                 estimated=bool(zi.get("estimated")),

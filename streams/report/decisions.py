@@ -10,16 +10,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streams.metrics.records import LargestBaseline
+from streams.metrics.records import LargestBaseline, number
 from streams.report.figures import Line, PanelData, ViewData
 
 Rec = dict[str, Any]
 KeyFn = Callable[[Rec], str | None]
 ValFn = Callable[[Rec], float | None]
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _series(recs: Iterable[Rec], step_ms: float, key: KeyFn, value: ValFn, how: str) -> list[Line]:
@@ -50,13 +46,13 @@ def _path(*keys: str) -> ValFn:
         v: Any = r
         for k in keys:
             v = v.get(k) if isinstance(v, dict) else None
-        return _num(v)
+        return number(v)
 
     return get
 
 
 def _spend_after(r: Rec) -> float | None:
-    before, co2 = _num(r.get("window_spend_g_before")), _num(r.get("co2_g"))
+    before, co2 = number(r.get("window_spend_g_before")), number(r.get("co2_g"))
     return None if before is None or co2 is None else before + co2
 
 
@@ -70,7 +66,7 @@ def _ratio(pred: Callable[[Rec], bool | None]) -> ValFn:
 
 def _meets(a: str, b: str, le: bool) -> Callable[[Rec], bool | None]:
     def pred(r: Rec) -> bool | None:
-        x, y = _num(r.get(a)), _num(r.get(b))
+        x, y = number(r.get(a)), number(r.get(b))
         if x is None or y is None:
             return None
         return x <= y if le else x >= y
@@ -92,14 +88,14 @@ def views_from_decisions(
     """``baseline`` (needs the catalog) adds the always-largest comparison to the carbon view."""
     recs = [r for r in records if isinstance(r.get("ts_ms"), int)]
     n = len(recs)
-    co2 = sum(_num(r.get("co2_g")) or 0.0 for r in recs)
+    co2 = sum(number(r.get("co2_g")) or 0.0 for r in recs)
     base: dict[str, float] = {}
     per_request = _series(recs, step_ms, _const("estimated"), _path("co2_g"), "mean")
     if baseline is not None:
         with_base = [(r, b) for r in recs if (b := baseline.co2_g(r)) is not None]
         total_b = sum(b for _, b in with_base)
         if total_b > 0:
-            base["saved"] = 1.0 - sum(_num(r.get("co2_g")) or 0.0 for r, _ in with_base) / total_b
+            base["saved"] = 1.0 - sum(number(r.get("co2_g")) or 0.0 for r, _ in with_base) / total_b
         per_request += _series(recs, step_ms, _const("always-largest"), baseline.co2_g, "mean")
     model_region: KeyFn = lambda r: f"{r.get('model')} @ {r.get('region')}"  # noqa: E731
     carbon = ViewData(
