@@ -146,9 +146,12 @@ class GarPD(PolicyBase):
         cn_rng, cn_max = _feasible_range(hard_c, cn_c)
         acc_rng, acc_max = _feasible_range(hard_c, acc_c)
         ln_rng, ln_max = _feasible_range(hard_c, ln_c)
+        # Float tolerance: relative to the score magnitudes under the guessed duals, plus the
+        # growth of those magnitudes with the dual move (folded into the per-term weights).
         scale = (cn_max * (1.0 + lam0) + acc_max * mu0 + ln_max * nu0 + 1.0) * BOUND_RTOL
         cn_rng_l, acc_rng_l, ln_rng_l, scale_l = (
-            cn_rng.tolist(), acc_rng.tolist(), ln_rng.tolist(), scale.tolist())
+            (cn_rng + BOUND_RTOL * cn_max).tolist(), (acc_rng + BOUND_RTOL * acc_max).tolist(),
+            (ln_rng + BOUND_RTOL * ln_max).tolist(), scale.tolist())
         lam0_l, mu0_l, nu0_l = lam0.tolist(), mu0.tolist(), nu0.tolist()
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
         floors, caps = est.floor.tolist(), est.latency_cap_ms.tolist()
