@@ -57,6 +57,16 @@ class Estimates:
     def n(self) -> int:
         return len(self.requests)
 
+    def take(self, rows: Sequence[int]) -> Estimates:
+        """The estimates of ``rows`` (in that order) as a new batch."""
+        idx = np.asarray(rows, dtype=np.int64)
+        return Estimates(
+            [self.requests[int(i)] for i in idx], self.dataset_idx[idx], self.ts_ms[idx],
+            self.floor[idx], self.latency_cap_ms[idx], self.co2_g[idx], self.accuracy[idx],
+            self.latency_ms[idx], self.eligible[idx], self.latency_ok[idx],
+            self.intensity_g_per_kwh[idx], self.intensity_age_ms[idx],
+            self.intensity_stale[idx])
+
 
 @dataclass(frozen=True, eq=False)
 class RoutingContext:

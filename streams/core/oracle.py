@@ -194,13 +194,19 @@ def oracle_perfect(
     allowed: BoolArray | None,
     floor_group: IntArray,
     floors: FloatArray,
-    **budget: object,
+    *,
+    tenant: IntArray | None = None,
+    ts_ms: IntArray | None = None,
+    budgets_g: FloatArray | None = None,
+    window_ms: int | None = None,
+    stride_ms: int | None = None,
 ) -> OracleResult:
     """``oracle_lp`` with each query's true 0/1 correctness per candidate (same keywords)."""
     corr = np.asarray(correct, dtype=np.float64)
     if not np.isin(corr, (0.0, 1.0)).all():
         raise OracleError("correct must be 0/1")
-    return oracle_lp(co2_g, corr, allowed, floor_group, floors, **budget)  # type: ignore[arg-type]
+    return oracle_lp(co2_g, corr, allowed, floor_group, floors, tenant=tenant, ts_ms=ts_ms,
+                     budgets_g=budgets_g, window_ms=window_ms, stride_ms=stride_ms)
 
 
 ORACLES = {"oracle-lp": oracle_lp, "oracle-perfect": oracle_perfect}

@@ -214,3 +214,50 @@ def test_large_batch_equals_sequential_with_moving_duals(mode: str) -> None:
     _same_records(batch, one)
     assert batch_states == {t: states[t] for t in batch_states}
     assert len({d.model for d in batch}) > 1
+
+
+@st.composite
+def raw_batches(draw: st.DrawFn) -> tuple[Any, ...]:
+    """Arbitrary estimate matrices with many exact ties (values on a coarse grid)."""
+    n = draw(st.integers(1, 60))
+    k = 9
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    grid = draw(st.sampled_from([2, 4, 50]))
+    co2 = rng.integers(1, grid + 1, (n, k)) / grid * 0.05
+    acc = rng.integers(0, grid + 1, (n, k)) / grid
+    lat = rng.integers(1, grid + 1, (n, k)) / grid * 8_000.0
+    eligible = rng.random((n, k)) < 0.8
+    eligible[np.arange(n), rng.integers(0, k, n)] = True
+    tenants = [f"t{j}" for j in rng.integers(0, 3, n)]
+    mode = draw(st.sampled_from(["strict", "balanced", "green"]))
+    cfg = PolicyConfig.preset(mode, default_budget_g=draw(st.floats(0.01, 1.0)),  # type: ignore[arg-type]
+                              budget_window_ms=60_000, budget_buckets=60,
+                              eta_lambda=draw(st.floats(0.0, 3.0)),
+                              eta_mu=draw(st.floats(0.0, 3.0)), eta_nu=draw(st.floats(0.0, 3.0)),
+                              latency_target_ratio=draw(st.floats(0.1, 1.0)),
+                              mu_init=draw(st.floats(0.0, 3.0)))
+    return n, co2, acc, lat, eligible, tenants, cfg
+
+
+@settings(max_examples=200, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(raw=raw_batches())
+def test_gar_pd_speculative_argmin_is_exact_under_ties(raw: tuple[Any, ...]) -> None:
+    n, co2, acc, lat, eligible, tenants, cfg = raw
+    cat = Catalog.from_dict(catalog_dict())
+    ctx = RoutingContext.build(cat, cfg)
+    reqs = [Request(f"r{i}", tenants[i], "gsm8k", 1, None, "eu", i * 500) for i in range(n)]
+    base = ctx.estimate(reqs)
+    cap = base.latency_cap_ms
+    est = type(base)(reqs, base.dataset_idx, base.ts_ms, base.floor, cap, co2, acc, lat,
+                     eligible, lat <= cap[:, None], base.intensity_g_per_kwh,
+                     base.intensity_age_ms, base.intensity_stale)
+    pol = get_policy("gar-pd")
+    _, batch = pol.decide_estimates(ctx, {}, est)
+    states: dict[str, TenantState] = {}
+    one = []
+    for i in range(n):
+        new, ds = pol.decide_estimates(ctx, states, est.take([i]))
+        states.update(new)
+        one += ds
+    assert [(d.candidate, d.reason, d.duals_after) for d in batch] == [
+        (d.candidate, d.reason, d.duals_after) for d in one]
