@@ -1,0 +1,114 @@
+"""The metrics store goes down (PRIVATE VictoriaMetrics) while the worker routes: routing
+continues, the writer counts the points it had to drop and reports that count through the store
+itself once it is back, and metrics resume."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faults.helpers import (
+    alive,
+    create_topics,
+    influx_env,
+    layout,
+    produce,
+    read_until,
+    start_worker,
+    valid_items,
+)
+from streams.devenv import MetricsStore, private_dev_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+N_UP, N_DOWN, N_BACK = 1_000, 2_000, 1_000
+
+
+def export(url: str, selector: str) -> list[tuple[float, float]]:
+    """Raw (timestamp_s, value) samples of every series matching ``selector``."""
+    q = urllib.parse.urlencode({"match[]": selector})
+    with urllib.request.urlopen(f"{url}/api/v1/export?{q}", timeout=10) as resp:
+        rows = [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
+    return [(t / 1000, float(v)) for r in rows for t, v in zip(r["timestamps"], r["values"],
+                                                                  strict=True)]
+
+
+def wait_for(pred: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_routing_continues_while_the_metrics_store_is_down(
+    settings_factory: Any, catalog_path: Path, tmp_path: Path, unique_id: str
+) -> None:
+    store = MetricsStore(private_dev_settings(tmp_path / "dev"))
+    store.start()
+    settings = settings_factory(topics={"partitions": 4},
+                                worker={"catalog_path": str(catalog_path), "batch_max": 200})
+    create_topics(settings)
+    lay = layout(settings)
+    outputs = [lay.decisions, lay.dead_letter]
+    tag = f"faults-{unique_id}"
+    decided_sel = f'gar_decisions_count{{worker="{tag}"}}'
+    dropped_sel = f'gar_metrics_writer_dropped_points{{worker="{tag}"}}'
+
+    def stored_decisions() -> float:
+        store.force_flush()
+        return sum(v for _, v in export(store.url, decided_sel))
+
+    env = influx_env(store.url, tag, max_retries="1", retry_backoff_ms="100", timeout_ms="1000")
+    worker = start_worker(settings, tmp_path / "w.log", env)
+    rates: dict[int, float] = {}
+    try:
+        phases = [valid_items(N_UP, 7), valid_items(N_DOWN, 7, start=N_UP),
+                  valid_items(N_BACK, 7, start=N_UP + N_DOWN)]
+        done = 0
+        for phase, items in enumerate(phases):
+            if phase == 1:
+                wait_for(lambda: stored_decisions() >= N_UP, 30.0, "metrics of phase 1")
+                # Down: connection refused from now on. A graceful stop, because VictoriaMetrics
+                # itself loses its last seconds of samples on SIGKILL (measured), and this test
+                # is about the writer, not the store's durability.
+                assert store.stop()
+                time.sleep(1.0)
+            if phase == 2:
+                time.sleep(2.0)  # several failed flushes while down
+                store.start()
+            t0 = time.monotonic()
+            produce(settings, lay.requests, items)
+            done += len(items)
+            n = done
+            read_until(settings, outputs, lambda r, n=n: len(r.accounted) >= n, 90.0, lay)
+            rates[phase] = len(items) / (time.monotonic() - t0)
+            assert alive(worker), worker.log()[-3000:]
+        restarted_s = time.time() - 5.0
+        # Metrics resume, and the writer's drop count arrives through the store itself.
+        wait_for(lambda: any(v > 0 for _, v in export(store.url, dropped_sel)), 30.0,
+                 "a dropped-points report")
+        wait_for(lambda: stored_decisions() >= N_UP + N_BACK, 30.0, "metrics after restart")
+        after = [v for t, v in export(store.url, decided_sel) if t >= restarted_s]
+        dropped = max(v for _, v in export(store.url, dropped_sel))
+        stored = stored_decisions()
+    finally:
+        worker.stop()
+        store.kill()
+    reader = read_until(settings, outputs, lambda r: len(r.accounted) >= done, 30.0, lay)
+    assert len(reader.decided_ids) == N_UP + N_DOWN + N_BACK  # routing never stopped
+    assert sum(after) > 0
+    total = N_UP + N_DOWN + N_BACK
+    assert dropped > 0
+    # What the store holds is what was not dropped: phases 1 and 3 in full, phase 2 not.
+    assert N_UP + N_BACK <= stored < total
+    print(f"\nmetrics store down: decided={len(reader.decided_ids)} rates_per_s="
+          f"{ {k: round(v) for k, v in rates.items()} } dropped_points={dropped} "
+          f"stored_decision_count={stored}")
