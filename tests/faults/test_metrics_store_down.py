@@ -8,12 +8,14 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from faults.helpers import (
+    TopicReader,
     alive,
     create_topics,
     influx_env,
@@ -37,6 +39,10 @@ def export(url: str, selector: str) -> list[tuple[float, float]]:
         rows = [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
     return [(t / 1000, float(v)) for r in rows for t, v in zip(r["timestamps"], r["values"],
                                                                   strict=True)]
+
+
+def accounted_at_least(n: int) -> Callable[[TopicReader], bool]:
+    return lambda r: len(r.accounted) >= n
 
 
 def wait_for(pred: Any, timeout_s: float, what: str) -> None:
@@ -87,8 +93,7 @@ def test_routing_continues_while_the_metrics_store_is_down(
             t0 = time.monotonic()
             produce(settings, lay.requests, items)
             done += len(items)
-            n = done
-            read_until(settings, outputs, lambda r, n=n: len(r.accounted) >= n, 90.0, lay)
+            read_until(settings, outputs, accounted_at_least(done), 90.0, lay)
             rates[phase] = len(items) / (time.monotonic() - t0)
             assert alive(worker), worker.log()[-3000:]
         restarted_s = time.time() - 5.0
@@ -102,7 +107,7 @@ def test_routing_continues_while_the_metrics_store_is_down(
     finally:
         worker.stop()
         store.kill()
-    reader = read_until(settings, outputs, lambda r: len(r.accounted) >= done, 30.0, lay)
+    reader = read_until(settings, outputs, accounted_at_least(done), 30.0, lay)
     assert len(reader.decided_ids) == N_UP + N_DOWN + N_BACK  # routing never stopped
     assert sum(after) > 0
     total = N_UP + N_DOWN + N_BACK
