@@ -28,6 +28,8 @@ CONSUMER = "gar_consumer"
 THROUGHPUT = "gar_throughput"
 WRITER = "gar_metrics_writer"
 
+DecisionKey = tuple[str, str, str, str, str]  # tenant, model, region, reason, policy
+
 ALL_MEASUREMENTS = (
     DECISIONS,
     COMPLETIONS,
@@ -158,9 +160,7 @@ class Metrics:
     def decisions(self, samples: Iterable[DecisionSample], ts_ms: int | None = None) -> None:
         if self._w is None:
             return
-        groups: dict[tuple[str, str, str, str, str], list[float]] = defaultdict(
-            lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-        )
+        groups: dict[DecisionKey, list[float]] = defaultdict(lambda: [0.0] * 6)
         for s in samples:
             g = groups[(s.tenant, s.model, s.region, s.reason, s.policy)]
             g[0] += 1
@@ -170,6 +170,16 @@ class Metrics:
             if s.co2_baseline_g is not None:
                 g[4] += s.co2_baseline_g
                 g[5] += 1
+        self.decision_totals(groups, ts_ms)
+
+    def decision_totals(
+        self, groups: Mapping[DecisionKey, Sequence[float]], ts_ms: int | None = None
+    ) -> None:
+        """Already aggregated decisions: ``groups[(tenant, model, region, reason, policy)] =
+        (count, co2_est_g, accuracy_est_sum, latency_p95_est_ms_sum, co2_baseline_g,
+        baseline_count)``."""
+        if self._w is None:
+            return
         ts = self._ts(ts_ms)
         for (tenant, model, region, reason, policy), g in groups.items():
             fields: dict[str, float | int | bool] = {

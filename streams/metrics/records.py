@@ -7,6 +7,7 @@ its duals, and the intensity each zone was priced at (with its age).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from streams.core import Catalog, Decision
 from streams.metrics.measurements import (
     BudgetSample,
+    DecisionKey,
     DecisionSample,
     DualSample,
     IntensitySample,
@@ -134,25 +136,36 @@ def record_decision_batch(
     )
 
 
-def _largest_co2_g(decisions: Sequence[Decision]) -> list[float]:
-    """Vectorised always-largest baseline per batch (decisions share their batch matrices)."""
-    out = [0.0] * len(decisions)
-    by_batch: dict[int, list[int]] = {}
-    for j, d in enumerate(decisions):
-        by_batch.setdefault(id(d.shared), []).append(j)
-    for js in by_batch.values():
-        shared = decisions[js[0]].shared
-        est, ctx = shared.est, shared.ctx
-        rows = np.asarray([decisions[j].row for j in js])
-        params = ctx.params_b[ctx.catalog.cand_model_idx]  # (K,)
-        el = est.eligible[rows]
-        best = np.where(el, params[None, :], -np.inf).max(axis=1)
-        mask = el & (params[None, :] >= best[:, None])
-        k = np.where(mask, est.latency_ms[rows], np.inf).argmin(axis=1)
-        co2 = est.co2_g[rows, k]
-        for j, v in zip(js, co2.tolist(), strict=True):
-            out[j] = float(v)
-    return out
+def _batch_totals(
+    decisions: Sequence[Decision], js: list[int], groups: dict[DecisionKey, list[float]]
+) -> None:
+    """Aggregate one batch's decisions (they share their estimate matrices) with numpy."""
+    shared = decisions[js[0]].shared
+    est, ctx = shared.est, shared.ctx
+    deps = ctx.catalog.deployments
+    rows = np.fromiter((decisions[j].row for j in js), np.int64, len(js))
+    cands = np.fromiter((decisions[j].candidate for j in js), np.int64, len(js))
+    co2 = est.co2_g[rows, cands].tolist()
+    acc = est.accuracy[rows, cands].tolist()
+    lat = est.latency_ms[rows, cands].tolist()
+    # always-largest baseline: largest eligible model, lowest estimated latency among its regions
+    params = ctx.params_b[ctx.catalog.cand_model_idx]  # (K,)
+    el = est.eligible[rows]
+    best = np.where(el, params[None, :], -np.inf).max(axis=1)
+    mask = el & (params[None, :] >= best[:, None])
+    k = np.where(mask, est.latency_ms[rows], np.inf).argmin(axis=1)
+    base = est.co2_g[rows, k].tolist()
+    reqs = est.requests
+    for n, j in enumerate(js):
+        d = decisions[j]
+        model, region = deps[cands[n]]
+        g = groups[(reqs[d.row].tenant, model, region, d.reason, shared.policy)]
+        g[0] += 1
+        g[1] += co2[n]
+        g[2] += acc[n]
+        g[3] += lat[n]
+        g[4] += base[n]
+        g[5] += 1
 
 
 def record_decisions(
@@ -162,36 +175,29 @@ def record_decisions(
     budget_window_s: float = 0.0,
     ts_ms: int | None = None,
 ) -> None:
-    """Like ``record_decision_batch`` but straight from core ``Decision`` objects (no record
-    dicts, baseline computed on the batch's numpy matrices): the router's cheapest path."""
+    """Like ``record_decision_batch`` but straight from core ``Decision`` objects: no record
+    dicts, estimates and the baseline read from the batch's numpy matrices. The router's path."""
     if metrics.writer is None or not decisions:
         return
-    baseline = _largest_co2_g(decisions)
-    metrics.decisions(
-        [
-            DecisionSample(
-                d.tenant,
-                d.model,
-                d.region,
-                d.reason,
-                d.shared.policy,
-                d.co2_g,
-                d.accuracy,
-                d.latency_ms,
-                b,
-            )
-            for d, b in zip(decisions, baseline, strict=True)
-        ],
-        ts_ms,
-    )
+    by_batch: dict[int, list[int]] = {}
+    for j, d in enumerate(decisions):
+        by_batch.setdefault(id(d.shared), []).append(j)
+    groups: dict[DecisionKey, list[float]] = defaultdict(lambda: [0.0] * 6)
+    for js in by_batch.values():
+        _batch_totals(decisions, js, groups)
+    metrics.decision_totals(groups, ts_ms)
+    # budgets, duals and intensity: the latest decision per tenant / (tenant, dataset) / region
     last: dict[str, Decision] = {}
-    mu: dict[str, dict[str, float]] = {}
+    last_ds: dict[tuple[str, str], Decision] = {}
     by_region: dict[str, Decision] = {}
-    for d in decisions:
-        last[d.tenant] = d
-        ds = d.shared.est.requests[d.row].dataset
-        mu.setdefault(d.tenant, {})[ds] = d.duals_after.mu
+    for d in decisions:  # forward, keeping the last one (same point order as the record path)
+        req = d.shared.est.requests[d.row]
+        last[req.tenant] = d
+        last_ds[(req.tenant, req.dataset)] = d
         by_region[d.region] = d
+    mu: dict[str, dict[str, float]] = {}
+    for (tenant, ds), d in last_ds.items():
+        mu.setdefault(tenant, {})[ds] = d.duals_after.mu
     metrics.budgets(
         [
             BudgetSample(t, d.window_spend_g_before + d.co2_g, d.budget_g, budget_window_s)
