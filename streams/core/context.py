@@ -22,6 +22,7 @@ from streams.core.estimators import (
     REFERENCE_INPUT_TOKENS,
     EstimatorSnapshot,
     EstimatorState,
+    beta_lcb,
 )
 from streams.core.inputs import Request
 from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensity
@@ -106,7 +107,12 @@ class RoutingContext:
         ):
             raise StateError("estimator snapshot does not match the catalog")
         view = intensity if intensity is not None else IntensityView()
-        acc_score = snap.acc_lcb if config.use_lcb else snap.acc_mean
+        if not config.use_lcb:
+            acc_score = snap.acc_mean
+        elif snap.lcb_z == config.lcb_z:
+            acc_score = snap.acc_lcb
+        else:  # a snapshot taken for another z: recompute rather than use the wrong bound
+            acc_score = beta_lcb(snap.acc_mean, snap.acc_n, config.lcb_z)
         floors = np.asarray([config.floor_min_for(d) for d in catalog.datasets])
         if config.adaptive_floor_alpha is not None:
             best = snap.acc_mean[np.unique(catalog.cand_model_idx)].max(axis=0)

@@ -35,6 +35,12 @@ DEFAULT_N_WINDOWS = 12
 P95 = 0.95
 
 
+def beta_lcb(mean: FloatArray, n: FloatArray, z: float) -> FloatArray:
+    """mean - z * sqrt(mean (1 - mean) / (n + 1)), clipped to [0, 1]."""
+    out: FloatArray = np.clip(mean - z * np.sqrt(mean * (1.0 - mean) / (n + 1.0)), 0.0, 1.0)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class EstimatorSnapshot:
     """Read-only arrays the routing context prices candidates with."""
@@ -42,6 +48,7 @@ class EstimatorSnapshot:
     acc_mean: FloatArray  # (M, D)
     acc_lcb: FloatArray  # (M, D), for z = lcb_z of the snapshot
     lcb_z: float
+    acc_n: FloatArray  # (M, D) posterior pseudo-count a + b (to recompute the LCB for any z)
     out_tokens: FloatArray  # (M, D)
     energy_scale: FloatArray  # (K,)
     latency_p95_ms: FloatArray  # (K,), NaN where fewer than LATENCY_MIN_COUNT samples
@@ -138,7 +145,7 @@ class EstimatorState:
         b = self.prior_b + self.fail
         n = a + b
         mean = np.divide(a, n, out=np.full_like(a, 0.5), where=n > 0)
-        lcb = np.clip(mean - lcb_z * np.sqrt(mean * (1.0 - mean) / (n + 1.0)), 0.0, 1.0)
+        lcb = beta_lcb(mean, n, lcb_z)
         out_tok = (OUTPUT_PRIOR_COUNT * self.out_prior + self.out_sum) / (
             OUTPUT_PRIOR_COUNT + self.out_n
         )
@@ -156,10 +163,10 @@ class EstimatorState:
             cnt[i] = c
             if q is not None and c >= LATENCY_MIN_COUNT:
                 p95[i] = q
-        arrays = (mean, lcb, out_tok, scale, p95, cnt)
+        arrays = (mean, lcb, n, out_tok, scale, p95, cnt)
         for arr in arrays:
             arr.flags.writeable = False
-        return EstimatorSnapshot(mean, lcb, lcb_z, out_tok, scale, p95, cnt, self.seq)
+        return EstimatorSnapshot(mean, lcb, lcb_z, n, out_tok, scale, p95, cnt, self.seq)
 
     # --- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
