@@ -147,8 +147,13 @@ class Scenario:
 
 
 def resolve_models(data: CorrectnessData, models: Sequence[str]) -> tuple[str, ...]:
+    """``all-open`` -> every model with a parameter count. The default pool keeps the models
+    the given files contain, or falls back to all open models for other correctness files."""
     if list(models) == [ALL_OPEN]:
         return tuple(open_models(data))
+    if tuple(models) == DEFAULT_MODELS:
+        present = tuple(m for m in DEFAULT_MODELS if m in data.models)
+        return present or tuple(open_models(data))
     return tuple(models)
 
 

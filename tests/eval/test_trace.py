@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -72,3 +74,29 @@ def test_hindsight_ablation_sets_priors_to_trace_means(
     rows = t.dataset_idx == t.dataset_names.index(dataset)
     assert model.prior_for(dataset).mean == float(t.correct[rows, 0].mean())
     assert "hindsight" in scn.describe()["priors_from"]
+
+
+def test_other_year_and_other_correctness_file_need_no_code_change(
+    make_settings: Callable[..., ScenarioSettings], shared_data: Path, tmp_path: Path
+) -> None:
+    """2024 carbon exports (the 2023 files re-stamped) and the GSM8K file alone."""
+    carbon = tmp_path / "carbon-2024"
+    carbon.mkdir()
+    for zone in ("US-MIDA-PJM", "US-CAL-CISO", "GB", "DE-LU", "SG"):
+        src = shared_data / f"carbon/electricitymaps-hourly-2023/{zone}.csv.gz"
+        with (
+            gzip.open(src, "rt", encoding="utf-8") as f,
+            gzip.open(carbon / f"{zone}.csv.gz", "wt", encoding="utf-8") as g,
+        ):
+            for line in f:
+                g.write(line.replace("2023-", "2024-", 1))
+    scn = build_scenario(
+        make_settings(
+            correctness=(shared_data / "correctness/gsm8k-zeroeval.csv.gz",),
+            carbon_dir=carbon,
+            n_requests=200,
+        )
+    )
+    assert scn.describe()["start_utc"].startswith("2024-")
+    assert set(scn.trace.dataset_names) == {"gsm8k"}
+    assert len(scn.catalog.models) == 5  # the GSM8K half of the default pool
