@@ -79,6 +79,21 @@ def _feasible_range(feas: BoolArray, x: FloatArray) -> tuple[FloatArray, FloatAr
     return rng, mag
 
 
+def _bound_weights(hard_c: BoolArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray,
+                   lam0: FloatArray, mu0: FloatArray, nu0: FloatArray
+                   ) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Per-row weights of the keep-argmin bound: a dual move of (dl, dm, dn) changes any score
+    gap by at most dl * range(c~) + dm * range(a) + dn * range(l~) over the feasible set. The
+    float tolerance is relative to the score magnitudes under the guessed duals plus their
+    growth with the move (folded into the per-term weights)."""
+    cn_rng, cn_max = _feasible_range(hard_c, cn_c)
+    acc_rng, acc_max = _feasible_range(hard_c, acc_c)
+    ln_rng, ln_max = _feasible_range(hard_c, ln_c)
+    scale = (cn_max * (1.0 + lam0) + acc_max * mu0 + ln_max * nu0 + 1.0) * BOUND_RTOL
+    return ((cn_rng + BOUND_RTOL * cn_max).tolist(), (acc_rng + BOUND_RTOL * acc_max).tolist(),
+            (ln_rng + BOUND_RTOL * ln_max).tolist(), scale.tolist())
+
+
 # --- gar-pd --------------------------------------------------------------------------------------
 class GarPD(PolicyBase):
     """Corrected GAR-PD. Dual updates after choosing k for request i (tenant t, dataset d):
@@ -141,17 +156,11 @@ class GarPD(PolicyBase):
             margin = np.nan_to_num(gap, nan=0.0, posinf=np.inf).tolist()
         else:
             margin = [np.inf] * n
-        # Ranges over the feasible set of each term: a dual move of (dl, dm, dn) changes any
-        # score gap by at most dl * range(c~) + dm * range(a) + dn * range(l~).
-        cn_rng, cn_max = _feasible_range(hard_c, cn_c)
-        acc_rng, acc_max = _feasible_range(hard_c, acc_c)
-        ln_rng, ln_max = _feasible_range(hard_c, ln_c)
-        # Float tolerance: relative to the score magnitudes under the guessed duals, plus the
-        # growth of those magnitudes with the dual move (folded into the per-term weights).
-        scale = (cn_max * (1.0 + lam0) + acc_max * mu0 + ln_max * nu0 + 1.0) * BOUND_RTOL
-        cn_rng_l, acc_rng_l, ln_rng_l, scale_l = (
-            (cn_rng + BOUND_RTOL * cn_max).tolist(), (acc_rng + BOUND_RTOL * acc_max).tolist(),
-            (ln_rng + BOUND_RTOL * ln_max).tolist(), scale.tolist())
+        if n > 1:
+            cn_rng_l, acc_rng_l, ln_rng_l, scale_l = _bound_weights(
+                hard_c, cn_c, acc_c, ln_c, lam0, mu0, nu0)
+        else:  # a single row always runs under its guessed duals: no bound needed
+            cn_rng_l = acc_rng_l = ln_rng_l = scale_l = [0.0]
         lam0_l, mu0_l, nu0_l = lam0.tolist(), mu0.tolist(), nu0.tolist()
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
         floors, caps = est.floor.tolist(), est.latency_cap_ms.tolist()
