@@ -106,6 +106,8 @@ class Request:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Request:
         """Build from a decoded dict (lists become tuples). Raises ``RequestError``."""
+        if not isinstance(d, dict):
+            raise RequestError("request must be a JSON object")
         try:
             kw = {
                 k: d[k]
@@ -189,6 +191,12 @@ class Completion:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Completion:
+        """Build from a decoded dict; ``correct`` may be 0/1. Raises ``TelemetryError``."""
+        if not isinstance(d, dict):
+            raise TelemetryError("completion must be a JSON object")
+        correct = d.get("correct")
+        if type(correct) is int and correct in (0, 1):
+            correct = bool(correct)
         try:
             return cls(
                 request_id=d["request_id"],
@@ -201,7 +209,7 @@ class Completion:
                 input_tokens=d["input_tokens"],
                 output_tokens=d["output_tokens"],
                 energy_j=d.get("energy_j"),
-                correct=d.get("correct"),
+                correct=correct,
             )
         except KeyError as e:
             raise TelemetryError(f"missing field {e.args[0]}") from None

@@ -37,6 +37,19 @@ def test_bad_requests_raise_request_error(change: dict[str, Any]) -> None:
         Request(**{**GOOD, **change})
 
 
+def test_completion_from_dict_accepts_0_1_and_rejects_non_objects() -> None:
+    d = {"request_id": "r", "tenant": "t", "model": "m", "region": "r", "dataset": "d",
+         "ts_ms": 1, "latency_ms": 5.0, "input_tokens": 1, "output_tokens": 2, "correct": 1}
+    assert Completion.from_dict(d).correct is True
+    assert Completion.from_dict(Completion.from_dict(d).to_dict()) == Completion.from_dict(d)
+    with pytest.raises(TelemetryError):
+        Completion.from_dict([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(TelemetryError):
+        Completion.from_dict({**d, "correct": 2})
+    with pytest.raises(RequestError):
+        Request.from_dict("nope")  # type: ignore[arg-type]
+
+
 def test_request_dict_round_trip() -> None:
     r = Request(**{**GOOD, "floor": 0.5, "allow_models": ("small-8b",)})
     assert Request.from_dict(r.to_dict()) == r
