@@ -94,6 +94,9 @@ class WorkerSettings(BaseModel):
     dedupe_max_per_partition: int = 200_000
     estimator_publish_interval_ms: int = 1_000
     store: str = "memory://"  # tables rebuild from their changelogs on start
+    # "direct": requests read by a plain aiokafka consumer on the partitions Faust assigned
+    # (docs/architecture.md); "faust": a Faust agent with stream.take_events.
+    hot_path: Literal["direct", "faust"] = "direct"
     web_enabled: bool = False
     log_level: str = "warning"
     # Fault injection for tests: exit the process (as kill -9 would) right after the decisions of

@@ -19,6 +19,7 @@ import orjson
 
 from streams.app.catalog import load_catalog
 from streams.app.dedupe import DedupeIndex
+from streams.app.direct import DirectRequests
 from streams.app.kafka import faust_broker_url
 from streams.app.records import dead_letter_bytes
 from streams.app.recovery import DecisionTail
@@ -113,7 +114,6 @@ def create_app(
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
     )
-    requests_topic = app.topic(layout.requests, **RAW)
     completions_topic = app.topic(layout.completions, **RAW)
     intensity_topic = app.topic(layout.carbon_intensity, **RAW)
     policy_topic = app.topic(layout.policy, **RAW)
@@ -181,37 +181,86 @@ def create_app(
                                 p, len(found), wm)
             scanned.add(p)
 
-    @app.agent(requests_topic, name="route")
-    async def route(stream: Any) -> None:
-        async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
-            msgs = events_to_raw(events)
-            now = time.monotonic()
-            refresh = now - state["est_refreshed"] >= w.estimator_publish_interval_ms / 1000
-            ctx = views.context(refresh_estimators=refresh)
-            if refresh:
-                state["est_refreshed"] = now
-            await ensure_recovered({m.partition for m in msgs})
-            router.policy = policy_for(views.policy_name)
-            t0 = time.perf_counter()
-            first, second, third = producer_sink(), producer_sink(), producer_sink()
-            stats = router.route_batch(ctx, msgs, first, second)
-            offsets = await first.flush()  # decisions (and dead letters) are durable ...
-            if counters.batches + 1 == w.fault_exit_after_decisions_batch:
-                os._exit(70)  # fault injection (tests): the worst moment to die
-            for (topic, p), nxt in offsets.items():
-                if topic == layout.decisions:
-                    dedupe.set_watermark(p, nxt)
-            tenants.checkpoint(third)
-            dedupe.checkpoint(third)
-            # ... before their dispatch records and the checkpoint (which need no order between
-            # them); both are durable before the events are acked and offsets committed.
-            await asyncio.gather(second.flush(), third.flush())
-            counters.batches += 1
-            record_decisions(metrics, stats.decisions,
-                             budget_window_s=views.policy.budget_window_ms / 1000)
-            if stats.dead_letter_reasons:
-                metrics.dead_letters(stats.dead_letter_reasons)
-            metrics.throughput("route", len(msgs), time.perf_counter() - t0)
+    pipelined = w.hot_path == "direct"
+    in_flight: list[asyncio.Future[Any]] = []
+    lagging: dict[int, tuple[int | None, int]] = {}  # partition -> (decisions end, next pos)
+
+    async def drain() -> None:
+        while in_flight:
+            await in_flight.pop()
+
+    async def process(msgs: list[RawMessage]) -> None:
+        """One batch of raw requests: decide, write decisions, dispatch, checkpoint."""
+        now = time.monotonic()
+        refresh = now - state["est_refreshed"] >= w.estimator_publish_interval_ms / 1000
+        ctx = views.context(refresh_estimators=refresh)
+        if refresh:
+            state["est_refreshed"] = now
+        await ensure_recovered({m.partition for m in msgs})
+        router.policy = policy_for(views.policy_name)
+        t0 = time.perf_counter()
+        first, second, third = producer_sink(), producer_sink(), producer_sink()
+        stats = router.route_batch(ctx, msgs, first, second)
+        if in_flight:  # the previous batch's dispatch + checkpoint (pipelined, direct path)
+            await in_flight.pop()
+        offsets = await first.flush()  # decisions (and dead letters) are durable ...
+        if counters.batches + 1 == w.fault_exit_after_decisions_batch:
+            os._exit(70)  # fault injection (tests): the worst moment to die
+        # Marks lag one batch: this checkpoint records where the *previous* batch ended, whose
+        # dispatch records are acked by now. After a crash the tail scan and the re-read then
+        # cover this batch too, and its dispatch is re-sent (identical) if it was lost.
+        for p, (wm, pos) in lagging.items():
+            if wm is not None:
+                dedupe.set_watermark(p, wm)
+            dedupe.set_position(p, pos)
+        lagging.clear()
+        for (topic, p), nxt in offsets.items():
+            if topic == layout.decisions:
+                lagging[p] = (nxt, 0)
+        for m in msgs:  # messages are in offset order per partition
+            lagging[m.partition] = (lagging.get(m.partition, (None, 0))[0], m.offset + 1)
+        tenants.checkpoint(third)
+        dedupe.checkpoint(third)
+        # ... before their dispatch records and the checkpoint (no order needed between those).
+        done = asyncio.ensure_future(asyncio.gather(second.flush(), third.flush()))
+        if pipelined:
+            in_flight.append(done)
+            await asyncio.sleep(0)  # let the producer's sender put them on the wire
+        else:
+            await done  # Faust acks/commits the events when this returns
+        counters.batches += 1
+        record_decisions(metrics, stats.decisions,
+                         budget_window_s=views.policy.budget_window_ms / 1000)
+        if stats.dead_letter_reasons:
+            metrics.dead_letters(stats.dead_letter_reasons)
+        metrics.throughput("route", len(msgs), time.perf_counter() - t0)
+
+    direct: DirectRequests | None = None
+    if w.hot_path == "direct":
+        direct = DirectRequests(settings, layout.requests, process, dedupe.position, drain)
+
+        @app.on_rebalance_complete.connect  # type: ignore[misc,arg-type]
+        async def on_rebalanced(sender: Any, **kwargs: Any) -> None:
+            assert direct is not None
+            mine = {tp.partition for tp in app.consumer.assignment()
+                    if tp.topic == layout.completions}
+            await direct.on_assigned(mine)
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def route_direct() -> None:
+            assert direct is not None
+            await direct.run()
+
+        _ = (on_rebalanced, route_direct)
+    else:
+        requests_topic = app.topic(layout.requests, **RAW)
+
+        @app.agent(requests_topic, name="route")
+        async def route(stream: Any) -> None:
+            async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
+                await process(events_to_raw(events))
+
+        _ = route
 
     @app.agent(completions_topic, name="completions")
     async def completions(stream: Any) -> None:
@@ -324,6 +373,8 @@ def create_app(
     @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         # Partitions may move: drop caches; the tables (recovered from changelogs) are the truth.
+        if direct is not None:
+            await direct.on_revoked()  # waits for the batch in flight
         tenants.invalidate()
         dedupe.reset()
         router.recovered.clear()
@@ -333,6 +384,9 @@ def create_app(
     @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
     async def close_metrics(sender: Any, **kwargs: Any) -> None:
         metrics.close()
+        await tail.close()
+        if direct is not None:
+            await direct.close()
 
     @app.task  # type: ignore[untyped-decorator]
     async def quiet_root_logger() -> None:
@@ -348,6 +402,5 @@ def create_app(
 
     tables = {TENANT_TABLE: tenant_tbl, DEDUPE_TABLE: dedupe_tbl, INTENSITY_TABLE: intensity_tbl,
               POLICY_TABLE: policy_tbl, ESTIMATOR_TABLE: estimator_tbl}
-    _ = (route, completions, intensity, policy, on_revoked, close_metrics, quiet_root_logger,
-         report)
+    _ = (completions, intensity, policy, on_revoked, close_metrics, quiet_root_logger, report)
     return RouterApp(settings, catalog, layout, app, router, views, tables, counters, metrics)

@@ -22,6 +22,7 @@ V = TypeVar("V")
 TENANT_KEY = b"t:"
 REQUEST_KEY = b"r:"
 WATERMARK_KEY = b"w:"
+POSITION_KEY = b"o:"
 
 
 class CheckpointedMap(Generic[V]):

@@ -1,8 +1,9 @@
 """Request-id dedupe index, stored in a table co-partitioned with requests.
 
 Entries: ``r:<request_id> -> [partition, ts_ms]`` (the request's source partition and event
-time); per-partition watermarks ``w:<partition> -> next offset of the decisions partition`` as of
-the last durable checkpoint. The guarantee built on them is described in
+time); per partition, as of the last durable checkpoint: ``w:<partition>`` = next offset of the
+decisions partition (the watermark) and ``o:<partition>`` = next offset of the requests partition
+to read (the direct hot path's consumer position). The guarantee built on them is described in
 ``docs/architecture.md`` ("Dedupe"): a request id gets at most one decision record, ever.
 
 Memory is bounded: per partition, ids older than ``window_ms`` of event time behind the newest
@@ -16,7 +17,7 @@ from collections.abc import MutableMapping
 
 import orjson
 
-from streams.app.checkpoint import REQUEST_KEY, WATERMARK_KEY
+from streams.app.checkpoint import POSITION_KEY, REQUEST_KEY, WATERMARK_KEY
 from streams.app.sink import BatchSink
 
 
@@ -35,7 +36,7 @@ class DedupeIndex:
         self._new: list[tuple[bytes, bytes, int]] = []
         self._order: dict[int, deque[tuple[int, bytes]]] = defaultdict(deque)
         self._newest_ts: dict[int, int] = defaultdict(lambda: -1)
-        self._watermarks: dict[int, int] = {}
+        self._marks: dict[bytes, int] = {}  # w:<p> / o:<p> -> offset, not yet checkpointed
         self._loaded = False
 
     def _load(self) -> None:
@@ -54,7 +55,7 @@ class DedupeIndex:
         """After a rebalance: forget in-memory order; the table store is the truth."""
         self._order.clear()
         self._newest_ts.clear()
-        self._watermarks.clear()
+        self._marks.clear()
         self._loaded = False
 
     def seen(self, request_id: str) -> bool:
@@ -71,14 +72,24 @@ class DedupeIndex:
         if ts_ms > self._newest_ts[partition]:
             self._newest_ts[partition] = ts_ms
 
-    def watermark(self, partition: int) -> int | None:
-        if partition in self._watermarks:
-            return self._watermarks[partition]
-        raw = self._store.get(WATERMARK_KEY + str(partition).encode())
+    def _mark(self, prefix: bytes, partition: int) -> int | None:
+        key = prefix + str(partition).encode()
+        if key in self._marks:
+            return self._marks[key]
+        raw = self._store.get(key)
         return None if raw is None else int(raw)
 
+    def watermark(self, partition: int) -> int | None:
+        return self._mark(WATERMARK_KEY, partition)
+
     def set_watermark(self, partition: int, next_offset: int) -> None:
-        self._watermarks[partition] = next_offset
+        self._marks[WATERMARK_KEY + str(partition).encode()] = next_offset
+
+    def position(self, partition: int) -> int | None:
+        return self._mark(POSITION_KEY, partition)
+
+    def set_position(self, partition: int, next_offset: int) -> None:
+        self._marks[POSITION_KEY + str(partition).encode()] = next_offset
 
     def checkpoint(self, sink: BatchSink) -> int:
         """Queue new ids, evictions (tombstones) and watermarks; returns records queued."""
@@ -94,11 +105,11 @@ class DedupeIndex:
                 if self._store.pop(key, None) is not None:
                     sink.add(self._topic, key, None, partition=partition)
                     n += 1
-        for partition, next_offset in self._watermarks.items():
-            key = WATERMARK_KEY + str(partition).encode()
+        for key, next_offset in self._marks.items():
             value = str(next_offset).encode()
             if self._store.get(key) != value:
                 self._store[key] = value
-                sink.add(self._topic, key, value, partition=partition)
+                sink.add(self._topic, key, value, partition=int(key[2:]))
                 n += 1
+        self._marks.clear()
         return n

@@ -128,15 +128,17 @@ class Router:
                 self._dead_letter(sink, parsed, msg, now_ms, stats)
                 continue
             rid = parsed.request_id
-            if self.dedupe.seen(rid):
-                stats.duplicates += 1
-                continue
             done = self.recovered.pop(rid, None)
             if done is not None:
-                # Decided before a crash, checkpoint lost: re-emit its dispatch, not a new decision.
+                # Decided before a crash, its dispatch maybe not sent: re-emit the dispatch
+                # (byte-identical), never a new decision.
                 self._dispatch(dispatch_sink, parsed, done)
-                self.dedupe.add(rid, msg.partition, parsed.ts_ms)
+                if not self.dedupe.seen(rid):
+                    self.dedupe.add(rid, msg.partition, parsed.ts_ms)
                 stats.redispatched += 1
+                continue
+            if self.dedupe.seen(rid):
+                stats.duplicates += 1
                 continue
             why = ctx.validate(parsed)
             if why is not None:

@@ -1,0 +1,119 @@
+"""The direct hot path: requests read with a plain aiokafka consumer instead of a Faust stream.
+
+Faust's per-message consumer loop (tasks and an ``asyncio.wait`` per message, and a take buffer
+that stops filling while a batch is processed) cost more CPU per request than parsing and
+deciding together. Here Faust still owns the consumer group, the assignment and the tables: the
+completions agent subscribes to ``completions`` (co-partitioned with requests), so Faust assigns
+completions partition ``p`` and the tenant/dedupe changelog partitions ``p`` to one worker. After
+every rebalance (once Faust has recovered the tables) this worker *manually assigns* the same
+requests partitions to its own consumer and seeks to the positions stored in the dedupe table
+(``o:<p>``), which the route step checkpoints together with the state it produced. aiokafka
+fetches the next batch in the background while the current one is processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import ConsumerStoppedError
+
+from streams.app.kafka import client_kwargs
+from streams.app.router import RawMessage
+from streams.config import Settings
+
+log = logging.getLogger(__name__)
+
+ProcessFn = Callable[[list[RawMessage]], Awaitable[None]]
+
+
+class DirectRequests:
+    def __init__(
+        self,
+        settings: Settings,
+        requests_topic: str,
+        process: ProcessFn,
+        position: Callable[[int], int | None],
+        drain: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._settings = settings
+        self._topic = requests_topic
+        self._process = process
+        self._position = position
+        self._drain = drain
+        self._consumer: AIOKafkaConsumer | None = None
+        self._ready = asyncio.Event()
+        self._lock = asyncio.Lock()  # one batch at a time; rebalances wait for it
+        self._stopping = False
+        self.assigned: set[int] = set()
+
+    async def _get(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            w = self._settings.worker
+            self._consumer = AIOKafkaConsumer(
+                **client_kwargs(self._settings.kafka), group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_bytes=16 * 1024 * 1024, max_poll_records=w.batch_max,
+            )
+            await self._consumer.start()
+        return self._consumer
+
+    async def on_revoked(self) -> None:
+        """Stop routing (after the batch in flight) until the next assignment is recovered."""
+        self._ready.clear()
+        async with self._lock:
+            await self._drain()  # the last batch's dispatch + checkpoint are durable
+            if self._consumer is not None:
+                self._consumer.assign([])
+            self.assigned = set()
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        """Called after Faust recovered the tables for the new assignment."""
+        consumer = await self._get()
+        async with self._lock:
+            tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            for tp in tps:
+                pos = self._position(tp.partition)
+                if pos is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, pos)
+            self.assigned = set(partitions)
+            log.info("direct hot path: requests partitions %s", sorted(partitions))
+            if partitions:
+                self._ready.set()
+
+    async def run(self) -> None:
+        within_ms = max(1, int(self._settings.worker.batch_within_s * 1000))
+        batch_max = self._settings.worker.batch_max
+        while not self._stopping:
+            await self._ready.wait()
+            async with self._lock:
+                if not self._ready.is_set() or self._consumer is None:
+                    continue
+                try:
+                    got = await self._consumer.getmany(timeout_ms=within_ms,
+                                                       max_records=batch_max)
+                except ConsumerStoppedError:
+                    return
+                msgs = [
+                    RawMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
+                    for records in got.values() for m in records
+                ]
+                if msgs:
+                    await self._process(msgs)
+                else:
+                    await self._drain()  # idle: finish the pipelined batch now
+
+    async def close(self) -> None:
+        """Finish the batch in flight and its pipelined writes, then stop reading."""
+        self._stopping = True
+        self._ready.clear()
+        async with self._lock:
+            await self._drain()
+            if self._consumer is not None:
+                await self._consumer.stop()
+                self._consumer = None
