@@ -46,7 +46,7 @@ from streams.ingress.context import IngressContext
 from streams.ingress.intensity import parse_intensity_many
 from streams.ingress.policy import parse_policy
 from streams.ingress.rejected import Reason, Rejected, Stage
-from streams.metrics import CompletionSample, Metrics, build_metrics
+from streams.metrics import CompletionSample, LagSample, Metrics, build_metrics
 from streams.metrics.records import record_decisions
 
 log = logging.getLogger(__name__)
@@ -395,6 +395,9 @@ def create_app(
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report() -> None:
+        if direct is not None:
+            metrics.consumer_lag([LagSample(layout.requests, p, settings.app_id, n)
+                                  for p, n in direct.lag().items()])
         t = router.totals
         log.info("routed=%d decided=%d dead=%d dup=%d completions=%d batches=%d",
                  t.messages, t.decided, t.dead_lettered, t.duplicates, counters.completions,

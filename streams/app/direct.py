@@ -108,6 +108,20 @@ class DirectRequests:
                 else:
                     await self._drain()  # idle: finish the pipelined batch now
 
+    def lag(self) -> dict[int, int]:
+        """Messages behind the partition end, per assigned requests partition (from the last
+        fetch's high watermark; partitions not fetched yet are left out)."""
+        out: dict[int, int] = {}
+        consumer = self._consumer
+        if consumer is None:
+            return out
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            position = self._position(tp.partition)  # as of the last durable checkpoint
+            if high is not None and position is not None:
+                out[tp.partition] = max(0, int(high) - position)
+        return out
+
     async def close(self) -> None:
         """Finish the batch in flight and its pipelined writes, then stop reading."""
         self._stopping = True
