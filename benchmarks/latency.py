@@ -1,0 +1,189 @@
+"""Decision latency: request on the broker -> its dispatch record on the broker, p50/p99/p999,
+with a paced producer at fractions (default 50% and 90%) of the sustained maximum.
+
+Both the requests topic and every dispatch topic of the run use ``LogAppendTime``, so the two
+timestamps come from one clock (the broker's): latency = dispatch append time - request append
+time, which covers consumer fetch, parse, decide, the decision flush (acks=all), and the dispatch
+flush. Not included: the producer's own linger before the request reaches the broker (the bench
+producer uses linger 0).
+
+The maximum is ``--max-rate``, or else the one-worker decisions/s of the last
+``router_e2e.py`` result in ``results.jsonl``. Requests sent in the first ``--warmup-s`` of each
+level are not counted.
+
+    .venv/bin/python benchmarks/latency.py [--levels 0.5,0.9] [--seconds 20] [--max-rate R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+
+import benchlib as bl
+
+from streams.app.kafka import client_kwargs
+from streams.app.topics import TopicLayout
+from streams.config import Settings
+
+
+async def paced_send(settings: Settings, values: list[tuple[bytes, bytes]], rate: float,
+                     warmup_s: float) -> tuple[int, float]:
+    """Send ``values`` at ``rate``/s (linger 0); returns (index of the first request after the
+    warm-up, achieved rate)."""
+    topic = settings.topics.name(settings.topics.requests)
+    prod = AIOKafkaProducer(**client_kwargs(settings.kafka), acks="all", linger_ms=0)
+    await prod.start()
+    first_counted = len(values)
+    try:
+        futures = []
+        t0 = time.monotonic()
+        for i, (key, value) in enumerate(values):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if first_counted == len(values) and time.monotonic() - t0 >= warmup_s:
+                first_counted = i
+            futures.append(await prod.send(topic, value, key=key))
+            if len(futures) >= 2_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+        achieved = len(values) / (time.monotonic() - t0)
+    finally:
+        await prod.stop()
+    return first_counted, achieved
+
+
+async def read_all(settings: Settings, topics: list[str]) -> list[Any]:
+    """Every record of ``topics`` from the beginning to the current end."""
+    consumer = AIOKafkaConsumer(**client_kwargs(settings.kafka), group_id=None,
+                                enable_auto_commit=False, max_partition_fetch_bytes=8 * 2**20)
+    await consumer.start()
+    try:
+        tps = []
+        for t in topics:
+            parts = consumer.partitions_for_topic(t) or await bl.partitions_of(consumer, t)
+            tps += [TopicPartition(t, p) for p in parts]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Any] = []
+        todo = {tp for tp in tps if ends[tp] > 0}
+        while todo:
+            for tp, msgs in (await consumer.getmany(timeout_ms=500, max_records=20_000)).items():
+                out += msgs
+                if msgs and msgs[-1].offset + 1 >= ends[tp]:
+                    todo.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def percentiles(lat_ms: np.ndarray) -> dict[str, float]:
+    if lat_ms.size == 0:
+        return {"count": 0}
+    p50, p99, p999 = np.percentile(lat_ms, [50, 99, 99.9])
+    return {"count": int(lat_ms.size), "p50_ms": round(float(p50), 1),
+            "p99_ms": round(float(p99), 1), "p999_ms": round(float(p999), 1),
+            "max_ms": round(float(lat_ms.max()), 1)}
+
+
+async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: float,
+              partitions: int) -> dict[str, Any]:
+    settings = bl.run_settings(partitions)
+    rates = [lv * max_rate for lv in levels]
+    counts = [int(r * seconds) for r in rates]
+    wl = bl.build_workload(settings, sum(counts))
+    lay = TopicLayout.from_settings(settings, wl.catalog.model_names)
+    await bl.create_topics(settings, wl.catalog)
+    await bl.publish_policy_and_carbon(settings, wl)
+    worker = bl.spawn_worker(settings, "latency")
+    levels_out: list[dict[str, Any]] = []
+    try:
+        ready = bl.stable_group(settings, settings.app_id, 1)
+        deadline = time.monotonic() + 120
+        while not await ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError("worker group never became stable")
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3.0)  # table recovery after assignment
+        start = 0
+        windows: list[tuple[int, int, float, float]] = []
+        for lv, rate, n in zip(levels, rates, counts, strict=True):
+            first, achieved = await paced_send(settings, wl.values[start:start + n], rate,
+                                               warmup_s)
+            windows.append((start + first, start + n, lv, achieved))
+            start += n
+            await asyncio.sleep(2.0)  # drain before the next level
+        records = await read_all(settings, [lay.requests, *lay.dispatch.values()])
+    finally:
+        bl.stop([worker])
+        await bl.delete_run_topics(settings)
+    req_ts: dict[str, int] = {}
+    disp_ts: dict[str, int] = {}
+    for m in records:
+        if m.topic == lay.requests:
+            req_ts[orjson.loads(m.value)["request_id"]] = m.timestamp
+        elif m.key is not None:
+            disp_ts.setdefault(m.key.decode(), m.timestamp)
+    index = {r.request_id: i for i, r in enumerate(wl.requests)}
+    for lo, hi, lv, achieved in windows:
+        pairs = sorted((index[rid], disp_ts[rid] - ts) for rid, ts in req_ts.items()
+                       if lo <= index.get(rid, -1) < hi and rid in disp_ts)
+        lat = np.array([ms for _, ms in pairs], dtype=float)
+        # p50 per tenth of the level in send order: rising = the worker falls behind.
+        trend = [round(float(np.median(part)), 1) for part in np.array_split(lat, 10) if part.size]
+        missing = sum(1 for rid in req_ts if lo <= index.get(rid, -1) < hi and rid not in disp_ts)
+        levels_out.append({"load": lv, "target_rate_per_s": round(lv * max_rate),
+                           "achieved_rate_per_s": round(achieved), "no_dispatch": missing,
+                           **percentiles(lat), "p50_ms_by_tenth": trend})
+    return {"max_rate_per_s": round(max_rate), "partitions": partitions, "levels": levels_out,
+            "batch_max": settings.worker.batch_max,
+            "batch_within_s": settings.worker.batch_within_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--levels", default="0.5,0.9", help="fractions of the sustained maximum")
+    ap.add_argument("--seconds", type=float, default=20.0, help="paced seconds per level")
+    ap.add_argument("--warmup-s", type=float, default=3.0)
+    ap.add_argument("--max-rate", type=float, default=None,
+                    help="decisions/s of one worker (default: last router_e2e.py result)")
+    ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--code", default=None, metavar="REF",
+                    help="run the worker on streams/ as committed at REF (default: working tree)")
+    args = ap.parse_args()
+    max_rate = args.max_rate
+    if max_rate is None:
+        last = bl.last_result("router end to end")
+        max_rate = float(last["workers_1"]["decisions_per_s"]) if last else 2_000.0
+    facts = bl.machine_facts()
+    facts["code"] = bl.use_code(args.code)
+    levels = [float(x) for x in args.levels.split(",")]
+    res = asyncio.run(run(levels, args.seconds, max_rate, args.warmup_s, args.partitions))
+    rows = ["| load | target/s | achieved/s | decisions measured | p50 ms | p99 ms | p99.9 ms | "
+            "max ms | no dispatch |", "|---|---|---|---|---|---|---|---|---|"]
+    for lv in res["levels"]:
+        rows.append(f"| {lv['load']:.0%} | {lv['target_rate_per_s']:,} | "
+                    f"{lv['achieved_rate_per_s']:,} | {lv['count']:,} | {lv.get('p50_ms')} | "
+                    f"{lv.get('p99_ms')} | {lv.get('p999_ms')} | {lv.get('max_ms')} | "
+                    f"{lv['no_dispatch']} |")
+    body = (f"One worker, {res['partitions']} partitions, sustained maximum "
+            f"{res['max_rate_per_s']:,} decisions/s, batch_max {res['batch_max']}, "
+            f"batch_within {res['batch_within_s']} s. Latency = dispatch append time - request "
+            f"append time (both LogAppendTime, broker clock), warm-up {args.warmup_s:.0f} s "
+            f"excluded.\n\n" + "\n".join(rows) + "\n")
+    bl.record("decision latency", facts, res, body)
+
+
+if __name__ == "__main__":
+    main()
