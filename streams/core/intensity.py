@@ -1,7 +1,9 @@
 """Grid carbon intensity readings and an immutable per-zone "latest" view.
 
-Staleness rule (documented fallback, see docs/routing.md): at event time ``t`` a zone's latest
-reading is *stale* if it is missing or ``t - reading.ts_ms > max_age_ms``. A stale zone is
+Reading in force: a request at event time ``t`` is priced with the zone's newest retained reading
+at or before ``t`` (live this is simply the latest; in a replay it keeps readings from the future
+out of the decision). Staleness rule (documented fallback, see docs/routing.md): that reading is
+*stale* if it is missing or ``t - reading.ts_ms > max_age_ms``. A stale zone is
 priced at a conservative value: the maximum intensity the view retained for that zone (its
 readings within ``history_ms`` of the zone's newest reading), or, if the view never saw the zone,
 ``static_g_per_kwh`` from the policy config. The decision records ``intensity_stale=True``.
@@ -131,6 +133,22 @@ class IntensityView:
         history[r.zone] = tuple(hist[-MAX_HISTORY_READINGS:])
         return IntensityView(latest, history, self._history_ms)
 
+    def _in_force(self, zone: str, ts_ms: int) -> IntensityReading | None:
+        """The newest retained reading at or before ``ts_ms``. Live, that is the latest reading;
+        in a replay where the feed ran ahead of the requests it keeps future readings out of a
+        decision. If every retained reading is newer than ``ts_ms`` the oldest one is used."""
+        r = self._latest.get(zone)
+        if r is None or r.ts_ms <= ts_ms:
+            return r
+        best: IntensityReading | None = None
+        oldest = r
+        for h in self._history.get(zone, ()):
+            if h.ts_ms <= ts_ms and (best is None or h.ts_ms > best.ts_ms):
+                best = h
+            if h.ts_ms < oldest.ts_ms:
+                oldest = h
+        return best if best is not None else oldest
+
     def latest(self, zone: str) -> IntensityReading | None:
         return self._latest.get(zone)
 
@@ -145,7 +163,7 @@ class IntensityView:
         self, zone: str, ts_ms: int, max_age_ms: int, static_g_per_kwh: float
     ) -> ZoneIntensity:
         """The intensity to price ``zone`` at event time ``ts_ms`` (applies the stale rule)."""
-        r = self._latest.get(zone)
+        r = self._in_force(zone, ts_ms)
         if r is None:
             return ZoneIntensity(zone, static_g_per_kwh, None, None, True)
         age = max(0, ts_ms - r.ts_ms)
