@@ -9,6 +9,8 @@ from streams.config import Settings
 
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:
-    router_app = create_app(settings)
+    # The app resets the root logger to this level after start (Faust leaves it at DEBUG).
+    worker_cfg = settings.worker.model_copy(update={"log_level": loglevel})
+    router_app = create_app(settings.model_copy(update={"worker": worker_cfg}))
     worker = faust.Worker(router_app.app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
