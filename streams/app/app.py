@@ -48,6 +48,7 @@ from streams.ingress.policy import parse_policy
 from streams.ingress.rejected import Reason, Rejected, Stage
 from streams.metrics import CompletionSample, LagSample, Metrics, build_metrics
 from streams.metrics.records import record_decisions
+from streams.security.kafka import faust_credentials
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def create_app(
     app = faust.App(
         settings.app_id,
         broker=faust_broker_url(settings.kafka),
+        broker_credentials=faust_credentials(settings.kafka),  # SASL/TLS, like every client
         store=w.store,
         topic_partitions=layout.partitions,
         topic_replication_factor=settings.topics.replication_factor,
