@@ -24,6 +24,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.auth import SASLCredentials
 
 from faults.helpers import T0_MS, alive, create_topics, influx_env, layout, start_worker
 from faults.secure_broker import SCRAM_USER, SecureBroker, make_tls
@@ -84,7 +85,7 @@ def test_client_kwargs_carry_scram_and_tls(tmp_path: Path) -> None:
     assert (kw["sasl_plain_username"], kw["sasl_plain_password"]) == ("u", KAFKA_PASSWORD)
     assert kw["ssl_context"].get_ca_certs()  # the configured CA is loaded
     creds = faust_credentials(kafka)
-    assert creds is not None
+    assert isinstance(creds, SASLCredentials)
     assert (creds.protocol.value, creds.mechanism.value) == ("SASL_SSL", "SCRAM-SHA-512")
     assert (creds.username, creds.password) == ("u", KAFKA_PASSWORD)
     assert creds.ssl_context is not None and creds.ssl_context.get_ca_certs()
