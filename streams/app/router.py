@@ -9,6 +9,7 @@ duals and budgets, dedupe ids) are held in memory and written as changelog recor
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from streams.core.tenant import TenantState, TenantWork
 from streams.ingress.context import IngressContext
 from streams.ingress.rejected import Reason, Rejected, Source, Stage
 from streams.ingress.requests import parse_request
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +172,16 @@ class Router:
             if req.tenant not in states:
                 states[req.tenant] = self.tenants.get(req.tenant) or TenantState(req.tenant)
         requests = [r for r, _ in todo]
-        new_states, decisions = self.policy.decide_batch(ctx, states, requests)
+        try:
+            new_states, decisions = self.policy.decide_batch(ctx, states, requests)
+            decided = list(zip(todo, decisions, strict=True))
+        except Exception:  # a core bug must not stop the worker or lose the batch
+            log.exception("decide_batch failed on %d requests; deciding one by one", len(todo))
+            new_states, decided = self._decide_one_by_one(ctx, states, todo, sink, stats)
         for tenant, st in _as_mapping(new_states).items():
             self.tenants.put(tenant, st, partition_of[tenant])
-        stats.decisions = list(decisions)
-        for (req, msg), dec in zip(todo, decisions, strict=True):
+        stats.decisions = [dec for _, dec in decided]
+        for (req, msg), dec in decided:
             record = dec.to_record()
             sink.add(self.layout.decisions, req.tenant.encode(),
                      decision_bytes(record, msg.source), partition=msg.partition,
@@ -182,6 +190,32 @@ class Router:
             model = str(record["model"])
             stats.decisions_per_model[model] = stats.decisions_per_model.get(model, 0) + 1
             stats.decided += 1
+
+    def _decide_one_by_one(
+        self,
+        ctx: RoutingContext,
+        states: dict[str, TenantState],
+        todo: list[tuple[Request, RawMessage]],
+        sink: BatchSink,
+        stats: BatchStats,
+    ) -> tuple[dict[str, TenantState], list[tuple[tuple[Request, RawMessage], Any]]]:
+        """Isolate the request(s) the core cannot decide: dead letter (stage ``internal``, the
+        original bytes kept for replay) only those; the rest are decided as usual."""
+        states = dict(states)
+        decided = []
+        now_ms = int(time.time() * 1000)
+        for req, msg in todo:
+            try:
+                new, decs = self.policy.decide_batch(ctx, states, [req])
+            except Exception as exc:
+                rej = Rejected("request", Stage.INTERNAL, Reason.INTERNAL_ERROR,
+                               f"{type(exc).__name__}: {exc}", msg.value or b"", msg.source,
+                               None, req.request_id, req.tenant)
+                self._dead_letter(sink, rej, msg, now_ms, stats)
+                continue
+            states.update(_as_mapping(new))
+            decided.append(((req, msg), decs[0]))
+        return states, decided
 
     def _dispatch(self, sink: BatchSink, req: Request, record: Mapping[str, Any]) -> None:
         topic = self.layout.dispatch[str(record["model"])]

@@ -8,6 +8,7 @@ new ``bytes`` object), rebuilds only the part that changed, and rebuilds the (im
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -15,11 +16,13 @@ import orjson
 
 from streams.core.catalog import Catalog
 from streams.core.context import RoutingContext
+from streams.core.errors import CoreError
 from streams.core.estimators import EstimatorState
 from streams.core.intensity import IntensityReading, IntensityView
 from streams.core.policy_config import PolicyConfig
 
 GLOBAL_SCOPE = b"global"
+log = logging.getLogger(__name__)
 
 
 def zone_history_bytes(history: tuple[IntensityReading, ...]) -> bytes:
@@ -61,6 +64,7 @@ class Views:
         self.local_estimators: dict[int, EstimatorState] = {}
         self._local_dirty = True
         self._ctx: RoutingContext | None = None
+        self._bad_snapshots: set[bytes] = set()
 
     # --- intensity ---------------------------------------------------------------------------
     def zone_history(self, zone: str) -> tuple[IntensityReading, ...]:
@@ -75,7 +79,11 @@ class Views:
         latest: dict[str, IntensityReading] = {}
         history: dict[str, tuple[IntensityReading, ...]] = {}
         for key, raw in list(self.intensity_store.items()):
-            hist = tuple(IntensityReading.from_dict(d) for d in orjson.loads(raw))
+            try:
+                hist = tuple(IntensityReading.from_dict(d) for d in orjson.loads(raw))
+            except (CoreError, ValueError, KeyError, TypeError) as exc:
+                log.error("stored intensity for %r unusable, ignored: %s", key, exc)
+                continue
             if hist:
                 zone = key.decode()
                 history[zone] = hist
@@ -90,10 +98,18 @@ class Views:
             return False
         raw = self.policy_store.get(GLOBAL_SCOPE)
         if raw is not None:
-            d = orjson.loads(raw)
-            self.policy = PolicyConfig.from_dict(d["config"])
-            self.policy_name = d.get("policy_name") or self._default_policy_name
-            self.policy_offset = int(d.get("source_offset", -1))
+            try:
+                d = orjson.loads(raw)
+                policy = PolicyConfig.from_dict(d["config"])
+            except (CoreError, ValueError, KeyError, TypeError) as exc:
+                # Only the policy agent writes here (after validating); keep routing with the
+                # previous policy rather than stop.
+                log.error("stored policy unusable, keeping version %s: %s",
+                          self.policy.version, exc)
+            else:
+                self.policy = policy
+                self.policy_name = d.get("policy_name") or self._default_policy_name
+                self.policy_offset = int(d.get("source_offset", -1))
         self._seen_policy = dict(self.policy_store)
         return True
 
@@ -102,12 +118,10 @@ class Views:
         """This worker's live state for a completions partition (seeded from its snapshot)."""
         est = self.local_estimators.get(partition)
         if est is None:
-            raw = self.estimator_store.get(b"p%d" % partition)
-            est = (
-                EstimatorState.from_dict(self.catalog, orjson.loads(raw))
-                if raw is not None
-                else EstimatorState(self.catalog)
-            )
+            key = b"p%d" % partition
+            raw = self.estimator_store.get(key)
+            seeded = None if raw is None else self._snapshot_state(key, raw)
+            est = seeded if seeded is not None else EstimatorState(self.catalog)
             self.local_estimators[partition] = est
         return est
 
@@ -120,12 +134,25 @@ class Views:
         self._local_dirty = True
         self._ctx = None
 
+    def _snapshot_state(self, key: bytes, raw: bytes) -> EstimatorState | None:
+        """A published snapshot, or None if it cannot be used (e.g. written by a worker on an
+        older catalog version): skipped, never fatal."""
+        try:
+            return EstimatorState.from_dict(self.catalog, orjson.loads(raw))
+        except (CoreError, ValueError, KeyError, TypeError) as exc:
+            if key not in self._bad_snapshots:
+                log.error("estimator snapshot %r unusable, ignored: %s", key, exc)
+                self._bad_snapshots.add(key)
+            return None
+
     def _merged_estimators(self) -> EstimatorState:
         merged = EstimatorState(self.catalog)
         for key, raw in list(self.estimator_store.items()):
             partition = int(key[1:])
             if partition not in self.local_estimators:
-                merged = merged.merge(EstimatorState.from_dict(self.catalog, orjson.loads(raw)))
+                est = self._snapshot_state(key, raw)
+                if est is not None:
+                    merged = merged.merge(est)
         for est in self.local_estimators.values():
             merged = merged.merge(est)
         return merged

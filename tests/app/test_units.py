@@ -218,3 +218,58 @@ def test_router_recovered_decisions_are_redispatched_not_redecided(
                     for _, k, v in prod2.records(t)}
     for rid, d in logged.items():
         assert redispatched[rid]["model"] == d["model"]
+
+
+class _FlakyPolicy:
+    """Delegates to gar-pd but fails on one request id (stands in for a core bug)."""
+
+    name = "gar-pd"
+
+    def __init__(self, bad_id: str) -> None:
+        self.inner = get_policy("gar-pd")
+        self.bad_id = bad_id
+
+    def decide_batch(self, ctx: Any, states: Any, requests: Any) -> Any:
+        if any(r.request_id == self.bad_id for r in requests):
+            raise ZeroDivisionError("boom")
+        return self.inner.decide_batch(ctx, states, requests)
+
+
+def test_router_isolates_a_request_the_core_cannot_decide(
+    router_setup: tuple[Router, RoutingContext, TopicLayout],
+) -> None:
+    router, ctx, layout = router_setup
+    router.policy = _FlakyPolicy("req-000002")
+    prod = FakeProducer()
+    first, second = BatchSink(prod), BatchSink(prod)
+    batch = [_msg(i, request_bytes(i, "t", T0_MS + i)) for i in range(5)]
+    stats = router.route_batch(ctx, batch, first, second)
+    assert (stats.decided, stats.dead_lettered) == (4, 1)
+    asyncio.run(first.flush())
+    decisions = [orjson.loads(v) for _, _, v in prod.records(layout.decisions)]
+    assert [d["tenant_seq"] for d in decisions] == [1, 2, 3, 4]  # state threads past the hole
+    (dead,) = [orjson.loads(v) for _, _, v in prod.records(layout.dead_letter)]
+    assert (dead["stage"], dead["reason"], dead["request_id"]) == (
+        "internal", "internal_error", "req-000002")
+    assert dead["original_size_bytes"] == len(batch[2].value or b"")
+
+
+def test_views_skip_unusable_replicated_state_instead_of_crashing() -> None:
+    from streams.app.views import GLOBAL_SCOPE, Views
+    from streams.core.estimators import EstimatorState
+
+    catalog = Catalog.from_dict(SMALL_CATALOG)
+    other = Catalog.from_dict({**SMALL_CATALOG, "version": "older.1",
+                               "models": SMALL_CATALOG["models"][:1]})
+    old = EstimatorState(other)
+    intensity = {b"GB": b"not json", b"US-MIDA-PJM": orjson.dumps(
+        [{"zone": "US-MIDA-PJM", "intensity_g_per_kwh": 400.0, "ts_ms": T0_MS}])}
+    policy = {GLOBAL_SCOPE: orjson.dumps({"config": {"mode": "nonsense"}})}
+    estimators = {b"p0": orjson.dumps(old.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)}
+    views = Views(catalog, PolicyConfig(version="default"), "gar-pd", intensity, policy,
+                  estimators)
+    ctx = views.context(refresh_estimators=True)
+    assert ctx.config.version == "default"
+    assert views.intensity.zones == ("US-MIDA-PJM",)
+    assert ctx.snapshot.seq == 0
+    assert views.estimator_for(0).catalog is catalog  # fresh, not the incompatible snapshot
