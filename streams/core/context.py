@@ -89,6 +89,7 @@ class RoutingContext:
     region_ts_ms: IntArray  # (R,) latest reading ts, -1 missing
     region_fallback: FloatArray  # (R,) stale value
     params_b: FloatArray  # (M,)
+    latency_factor: FloatArray  # (K,) p95 slowness factor (PRIOR_P95_FACTOR below min count)
 
     @classmethod
     def build(
@@ -152,6 +153,8 @@ class RoutingContext:
             region_ts_ms=np.asarray(ts, dtype=np.int64),
             region_fallback=np.asarray(fallback, dtype=np.float64),
             params_b=np.asarray([m.params_b for m in models]),
+            latency_factor=np.where(np.isnan(snap.latency_factor_p95), PRIOR_P95_FACTOR,
+                                    snap.latency_factor_p95),
         )
         for a in arrays.values():
             a.flags.writeable = False
@@ -262,14 +265,10 @@ class RoutingContext:
         age = np.where(missing[None, :], -1, np.maximum(age, 0))
         co2 = energy_j * (used[:, cr] * (self.cand_pue / J_PER_KWH))
         acc = self.acc_score[cm[None, :], d_idx[:, None]]
-        p95 = snap.latency_p95_ms
-        have = ~np.isnan(p95)
-        if have.all():
-            base = np.broadcast_to(p95, (n, cat.n_candidates))
-        else:
-            prior = PRIOR_P95_FACTOR * (self.ttft_ms + self.itl_ms * out_tok)
-            base = np.where(have[None, :], np.nan_to_num(p95)[None, :], prior)
-        latency = base + cat.rtt_ms[c_idx[:, None], cr[None, :]]
+        # p95 serving latency = the candidate's p95 slowness factor x the catalog's latency for
+        # this request's estimated output tokens (per request, so short answers look fast).
+        nominal = np.maximum(self.ttft_ms + self.itl_ms * out_tok, 1.0)
+        latency = nominal * self.latency_factor + cat.rtt_ms[c_idx[:, None], cr[None, :]]
         lat_ok = latency <= (cap * (1.0 - cfg.slo_margin))[:, None]
         arrays = (d_idx, ts, floor, cap, co2, acc, latency, eligible, lat_ok, used, age, stale)
         for a in arrays:

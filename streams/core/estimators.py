@@ -8,8 +8,11 @@
 * Energy per token per candidate: the catalog's J/token times a ratio-of-sums correction
   (W0 + sum measured J) / (W0 + sum predicted J) over completions that report energy, where W0
   is ``ENERGY_PRIOR_REQUESTS`` reference requests' worth of predicted energy (shrinkage).
-* p95 latency per candidate: windowed DDSketch (see ``latency.py``); below
-  ``LATENCY_MIN_COUNT`` samples the catalog prior (TTFT + ITL x tokens) x ``PRIOR_P95_FACTOR``.
+* p95 latency per candidate: windowed DDSketch (see ``latency.py``) of the raw serving latency
+  (reported) and of the *slowness factor* latency / (TTFT + ITL x output tokens) of the
+  catalog model (routed on): a request's p95 is the factor's p95 x (TTFT + ITL x its own
+  estimated output tokens), so a candidate that served long answers does not look slow for
+  short ones. Below ``LATENCY_MIN_COUNT`` samples the factor is ``PRIOR_P95_FACTOR``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ def beta_lcb(mean: FloatArray, n: FloatArray, z: float) -> FloatArray:
     return out
 
 
+def nominal_latency_ms(ttft_ms: float, itl_ms: float, output_tokens: float) -> float:
+    """The catalog's serving latency for ``output_tokens`` (>= 1 ms): the slowness factor's
+    denominator."""
+    return max(ttft_ms + itl_ms * output_tokens, 1.0)
+
+
 @dataclass(frozen=True, eq=False)
 class EstimatorSnapshot:
     """Read-only arrays the routing context prices candidates with."""
@@ -52,6 +61,7 @@ class EstimatorSnapshot:
     out_tokens: FloatArray  # (M, D)
     energy_scale: FloatArray  # (K,)
     latency_p95_ms: FloatArray  # (K,), NaN where fewer than LATENCY_MIN_COUNT samples
+    latency_factor_p95: FloatArray  # (K,) p95 of latency / (TTFT + ITL x out), NaN likewise
     latency_count: FloatArray  # (K,)
     seq: int
 
@@ -76,6 +86,11 @@ class EstimatorState:
         self.energy_meas_j = np.zeros(k)
         self.energy_pred_j = np.zeros(k)
         self.latency = [WindowedSketch(window_ms, n_windows) for _ in range(k)]
+        self.latency_factor = [WindowedSketch(window_ms, n_windows) for _ in range(k)]
+        ttft = np.asarray([m.ttft_ms for m in catalog.models])[catalog.cand_model_idx]
+        itl = np.asarray([m.itl_ms for m in catalog.models])[catalog.cand_model_idx]
+        self._ttft_ms: list[float] = ttft.tolist()
+        self._itl_ms: list[float] = itl.tolist()
         self.seq = 0
         self._cand = {dep: i for i, dep in enumerate(catalog.deployments)}
         prior_a = np.zeros((m, d))
@@ -115,6 +130,8 @@ class EstimatorState:
             self.energy_meas_j[k] += c.energy_j
             self.energy_pred_j[k] += self.predicted_energy_j(k, c.input_tokens, c.output_tokens)
         self.latency[k].add(c.ts_ms, c.latency_ms)
+        self.latency_factor[k].add(c.ts_ms, c.latency_ms / nominal_latency_ms(
+            self._ttft_ms[k], self._itl_ms[k], c.output_tokens))
         self.seq += 1
 
     def merge(self, other: EstimatorState) -> EstimatorState:
@@ -130,7 +147,8 @@ class EstimatorState:
         out.out_sum += other.out_sum
         out.energy_meas_j += other.energy_meas_j
         out.energy_pred_j += other.energy_pred_j
-        for mine, theirs in zip(out.latency, other.latency, strict=True):
+        for mine, theirs in zip(out.latency + out.latency_factor,
+                                other.latency + other.latency_factor, strict=True):
             mine.merge(theirs)
         out.seq += other.seq
         return out
@@ -157,16 +175,20 @@ class EstimatorState:
         w0 = ENERGY_PRIOR_REQUESTS * ref
         scale = (w0 + self.energy_meas_j) / (w0 + self.energy_pred_j)
         p95 = np.full(k, np.nan)
+        f95 = np.full(k, np.nan)
         cnt = np.zeros(k)
-        for i, ws in enumerate(self.latency):
+        for i, (ws, wf) in enumerate(zip(self.latency, self.latency_factor, strict=True)):
             q, c = ws.quantile(P95)
             cnt[i] = c
             if q is not None and c >= LATENCY_MIN_COUNT:
                 p95[i] = q
-        arrays = (mean, lcb, n, out_tok, scale, p95, cnt)
+            qf, cf = wf.quantile(P95)
+            if qf is not None and cf >= LATENCY_MIN_COUNT:
+                f95[i] = qf
+        arrays = (mean, lcb, n, out_tok, scale, p95, f95, cnt)
         for arr in arrays:
             arr.flags.writeable = False
-        return EstimatorSnapshot(mean, lcb, lcb_z, n, out_tok, scale, p95, cnt, self.seq)
+        return EstimatorSnapshot(mean, lcb, lcb_z, n, out_tok, scale, p95, f95, cnt, self.seq)
 
     # --- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -185,6 +207,7 @@ class EstimatorState:
             "energy_meas_j": self.energy_meas_j.tolist(),
             "energy_pred_j": self.energy_pred_j.tolist(),
             "latency": [s.to_dict() for s in self.latency],
+            "latency_factor": [s.to_dict() for s in self.latency_factor],
         }
 
     @classmethod
@@ -220,6 +243,10 @@ class EstimatorState:
                 st.latency[k] = WindowedSketch.from_dict(
                     d["latency"][j], st.window_ms, st.n_windows
                 )
+                if "latency_factor" in d:  # absent in states saved before the factor existed
+                    st.latency_factor[k] = WindowedSketch.from_dict(
+                        d["latency_factor"][j], st.window_ms, st.n_windows
+                    )
             st.seq = int(d.get("seq", 0))
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise StateError(f"bad estimator state: {e!r}") from e

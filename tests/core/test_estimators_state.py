@@ -8,11 +8,18 @@ import json
 import numpy as np
 import pytest
 
-from streams.core import Completion, EstimatorState, StateError, TelemetryError, TenantState
+from streams.core import (
+    Completion,
+    EstimatorState,
+    Request,
+    StateError,
+    TelemetryError,
+    TenantState,
+)
 from streams.core.estimators import LATENCY_MIN_COUNT
 from streams.core.tenant import TenantWork
 
-from .helpers import small_catalog
+from .helpers import context, small_catalog
 
 
 def comp(i: int, *, model: str = "small-8b", region: str = "eu-north", dataset: str = "gsm8k",
@@ -117,3 +124,29 @@ def test_rolling_window_is_event_time_and_evicts() -> None:
     st = w.freeze()
     assert TenantState.from_dict(json.loads(json.dumps(st.to_dict()))) == st
     assert st.seq == 4
+
+
+def test_latency_estimate_scales_with_each_requests_output_tokens() -> None:
+    """A candidate that served long answers must not look slow for short ones: the sketch
+    holds latency / (TTFT + ITL x tokens), the estimate multiplies back by the request's own
+    token estimate."""
+    cat = small_catalog()
+    st = EstimatorState(cat)
+    spec = cat.models[cat.model_index["small-8b"]]
+    k = cat.candidate_index("small-8b", "eu-north")
+    for i in range(LATENCY_MIN_COUNT + 20):  # long answers, 20% slower than the catalog
+        st.observe(comp(i, out=400, latency_ms=1.2 * (spec.ttft_ms + spec.itl_ms * 400)))
+    snap = st.snapshot()
+    assert snap.latency_factor_p95[k] == pytest.approx(1.2, rel=0.02)
+    ctx = context(estimators=st)
+
+    def req(out: int) -> Request:
+        return Request(f"r{out}", "t", "gsm8k", 100, out, "eu", 0)
+
+    est = ctx.estimate([req(1), req(400)])
+    rtt = cat.rtt_ms[cat.client_index["eu"], cat.cand_region_idx[k]]
+    short, long_ = est.latency_ms[0, k] - rtt, est.latency_ms[1, k] - rtt
+    assert short == pytest.approx(1.2 * (spec.ttft_ms + spec.itl_ms), rel=0.02)
+    assert long_ == pytest.approx(1.2 * (spec.ttft_ms + spec.itl_ms * 400), rel=0.02)
+    # The raw p95 (reported, not routed on) is that of the long answers.
+    assert snap.latency_p95_ms[k] == pytest.approx(long_, rel=0.02)
