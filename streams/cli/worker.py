@@ -29,8 +29,10 @@ def topics_create() -> None:
         console.print(f"[red]topic layout mismatch:[/red] {exc}")
         raise typer.Exit(2) from exc
     table = Table(title=f"topics on {settings.kafka.bootstrap_servers}")
-    for col in ("topic", "partitions", "cleanup", "status", "role"):
-        table.add_column(col)
+    table.add_column("topic", overflow="fold")
+    for col in ("partitions", "cleanup", "status"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("role")
     for r in results:
         table.add_row(
             r.spec.name,
