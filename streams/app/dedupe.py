@@ -1,10 +1,11 @@
 """Request-id dedupe index, stored in a table co-partitioned with requests.
 
-Entries: ``r:<request_id> -> [partition, ts_ms]`` (the request's source partition and event
-time); per partition, as of the last durable checkpoint: ``w:<partition>`` = next offset of the
-decisions partition (the watermark) and ``o:<partition>`` = next offset of the requests partition
-to read (the direct hot path's consumer position). The guarantee built on them is described in
-``docs/architecture.md`` ("Dedupe"): a request id gets at most one decision record, ever.
+Entries: ``r:<tenant>|<request_id> -> [partition, ts_ms]`` (the request's source partition and
+event time; ids are scoped by tenant, see ``dedupe_key``); per partition, as of the last durable
+checkpoint: ``w:<partition>`` = next offset of the decisions partition (the watermark) and
+``o:<partition>`` = next offset of the requests partition to read (the direct hot path's consumer
+position). The guarantee built on them is described in ``docs/architecture.md`` ("Dedupe"): a
+request id gets at most one decision record per tenant, ever.
 
 Memory is bounded: per partition, ids older than ``window_ms`` of event time behind the newest
 id, or beyond ``max_per_partition``, are evicted (tombstoned in the changelog).
@@ -19,6 +20,13 @@ import orjson
 
 from streams.app.checkpoint import POSITION_KEY, REQUEST_KEY, WATERMARK_KEY
 from streams.app.sink import BatchSink
+
+
+def dedupe_key(tenant: str, request_id: str) -> str:
+    """What makes two requests "the same": one tenant's re-delivery, never another tenant's
+    request that happens to reuse the id (that would silently drop it; '|' is not allowed in
+    tenant names, so keys cannot collide)."""
+    return f"{tenant}|{request_id}"
 
 
 class DedupeIndex:

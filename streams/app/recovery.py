@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.app.dedupe import dedupe_key
 from streams.app.kafka import client_kwargs
 from streams.config import KafkaSettings
 
@@ -40,7 +41,8 @@ class DecisionTail:
     async def scan(
         self, topic: str, partition: int, start: int
     ) -> tuple[dict[str, dict[str, Any]], int]:
-        """Decision records in ``[start, end)`` by request id, and ``end``."""
+        """Decision records in ``[start, end)`` by ``dedupe_key(tenant, request id)``, and
+        ``end``."""
         consumer = await self._get()
         tp = TopicPartition(topic, partition)
         end = int((await consumer.end_offsets([tp]))[tp])
@@ -56,7 +58,7 @@ class DecisionTail:
                     continue
                 try:
                     record = orjson.loads(msg.value)
-                    found[str(record["request_id"])] = record
+                    found[dedupe_key(str(record["tenant"]), str(record["request_id"]))] = record
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     continue  # not ours to judge; the audit reports foreign records
         consumer.assign([])

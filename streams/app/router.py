@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from streams.app.checkpoint import TENANT_KEY, CheckpointedMap
-from streams.app.dedupe import DedupeIndex
+from streams.app.dedupe import DedupeIndex, dedupe_key
 from streams.app.records import dead_letter_bytes, decision_bytes, dispatch_bytes
 from streams.app.sink import BatchSink
 from streams.app.topics import TopicLayout
@@ -100,8 +100,8 @@ class Router:
         exactly as ``decide_batch`` did when it made them: the budget window is charged with the
         decision's CO2, the duals become its ``duals_after`` and the sequence its
         ``tenant_seq``. Their requests will then be re-dispatched, not re-decided."""
-        for rid, rec in found.items():
-            self.recovered[rid] = dict(rec)
+        for key, rec in found.items():  # key: dedupe_key(tenant, request id)
+            self.recovered[key] = dict(rec)
             tenant = str(rec["tenant"])
             st = self.tenants.get(tenant) or TenantState(tenant)
             if int(rec["tenant_seq"]) <= st.seq:
@@ -131,16 +131,17 @@ class Router:
                 self._dead_letter(sink, parsed, msg, now_ms, stats)
                 continue
             rid = parsed.request_id
-            done = self.recovered.pop(rid, None)
+            key = dedupe_key(parsed.tenant, rid)  # scoped: another tenant's id is not a repeat
+            done = self.recovered.pop(key, None)
             if done is not None:
                 # Decided before a crash, its dispatch maybe not sent: re-emit the dispatch
                 # (byte-identical), never a new decision.
                 self._dispatch(dispatch_sink, parsed, done)
-                if not self.dedupe.seen(rid):
-                    self.dedupe.add(rid, msg.partition, parsed.ts_ms)
+                if not self.dedupe.seen(key):
+                    self.dedupe.add(key, msg.partition, parsed.ts_ms)
                 stats.redispatched += 1
                 continue
-            if self.dedupe.seen(rid):
+            if self.dedupe.seen(key):
                 stats.duplicates += 1
                 continue
             why = ctx.validate(parsed)
@@ -148,9 +149,9 @@ class Router:
                 rej = Rejected("request", Stage.ROUTE, Reason.NO_CANDIDATE, why,
                                msg.value or b"", msg.source, None, rid, parsed.tenant)
                 self._dead_letter(sink, rej, msg, now_ms, stats)
-                self.dedupe.add(rid, msg.partition, parsed.ts_ms)
+                self.dedupe.add(key, msg.partition, parsed.ts_ms)
                 continue
-            self.dedupe.add(rid, msg.partition, parsed.ts_ms)
+            self.dedupe.add(key, msg.partition, parsed.ts_ms)
             todo.append((parsed, msg))
         if todo:
             self._decide(ctx, todo, sink, dispatch_sink, stats)
