@@ -38,7 +38,7 @@ def _bad_side_inputs() -> dict[str, list[tuple[bytes, str]]]:
     comp = completion_record(Completion("c-1", "t0", "small-8b", "eu-north", "gsm8k", T0_MS,
                                         500.0, 100, 100, 10.0, True))
     inten = intensity_record(IntensityReading("GB", 5.0, T0_MS + 1, "evil"))
-    pol = {"schema_version": 1, "scope": "global", "policy_name": "gar-pd",
+    pol: dict[str, Any] = {"schema_version": 1, "scope": "global", "policy_name": "gar-pd",
            "config": {"version": "evil-v9", "default_budget_g": 1e12}}
     big = "x" * LIM.max_policy_bytes
     return {
@@ -82,15 +82,15 @@ def test_hostile_side_inputs_are_dead_lettered_and_change_nothing(
         publish_intensity(settings, [IntensityReading("GB", 300.0, T0_MS, "test"),
                                      IntensityReading("US-MIDA-PJM", 400.0, T0_MS, "test")])
         for name, items in bad.items():
-            produce(settings, topic_of[name], [(b"k", raw) for raw, _ in items])
+            produce(settings, topic_of[name], [(b"k", raw) for raw, _reason in items])
         # A zone no catalog region uses is kept (a shared feed publishes many zones), but it
         # can price nothing.
         produce(settings, lay.carbon_intensity, [(b"ZZ", orjson.dumps(intensity_record(
             IntensityReading("NO-SUCH-ZONE", 1.0, T0_MS + 2, "evil"))))])
         dead = read_until(settings, [lay.dead_letter],
                           lambda r: len(r.records[lay.dead_letter]) >= n_bad, 60.0)
-        items = [(b"t0", request(i, "t0", T0_MS + 60_000 + i)) for i in range(20)]
-        produce(settings, lay.requests, items)
+        produce(settings, lay.requests,
+                [(b"t0", request(i, "t0", T0_MS + 60_000 + i)) for i in range(20)])
         out = read_until(settings, [lay.decisions], lambda r: len(r.decided_ids) >= 20, 60.0,
                          lay)
         assert alive(worker), worker.log()[-3000:]
