@@ -94,6 +94,18 @@ def demo_policy(settings: Settings, n_requests: int, days: float) -> dict[str, A
             "config": scn.config.to_dict()}
 
 
+def publishable(record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The record as the policy topic's parser accepts it: config fields the parser does not
+    know yet (core ahead of the policy.v1 schema) are dropped and returned, so the demo says so
+    instead of having its policy dead-lettered."""
+    from streams.ingress.policy import CONFIG_FIELDS
+
+    cfg = record["config"]
+    dropped = sorted(k for k in cfg if k not in CONFIG_FIELDS)
+    kept = {k: v for k, v in cfg.items() if k in CONFIG_FIELDS}
+    return {**record, "config": kept}, dropped
+
+
 async def _publish(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
     from streams.tools.kafka_io import producer
 
@@ -175,7 +187,10 @@ def run_demo(base: Settings, n_requests: int, rate_per_s: float, poison_fraction
                   f" catalog {catalog_path} ({len(catalog.model_names)} models x "
                   f"{len(catalog.regions)} regions), logs {logs}")
     asyncio.run(ensure_topics(settings, topic_specs(settings, catalog.model_names)))
-    policy = demo_policy(settings, n_requests, days=1.0)
+    policy, dropped = publishable(demo_policy(settings, n_requests, days=1.0))
+    if dropped:
+        console.print("[yellow]policy fields not in policy.v1 yet, left at their defaults:"
+                      f"[/yellow] {', '.join(dropped)}")
     asyncio.run(_publish(settings, lay.policy, b"global", orjson.dumps(policy)))
     cfg = policy["config"]
     console.print(f"policy {policy['policy_name']} v{cfg['version']} ({cfg['mode']}): floors "

@@ -15,7 +15,6 @@ from streams.app.admin import ensure_topics
 from streams.app.topics import TopicLayout, topic_specs
 from streams.core.inputs import Completion
 from streams.core.intensity import IntensityReading
-from streams.core.policy_config import PolicyConfig
 from streams.schema import completion_record, encode, intensity_record
 
 pytestmark = pytest.mark.integration
@@ -40,8 +39,8 @@ def test_intensity_policy_and_completions_shape_decisions(
         IntensityReading("US-MIDA-PJM", 900.0, T0_MS, "test", "average", False),
     ]
     policy = {"schema_version": 1, "scope": "global", "policy_name": "gar-pd",
-              "config": PolicyConfig(version="test-v7", adaptive_floor_alpha=None,
-                                     latency_slo_ms=60_000.0).to_dict()}
+              "config": {"version": "test-v7", "adaptive_floor_alpha": None,
+                         "latency_slo_ms": 60_000.0}}
     worker = start_worker(settings, tmp_path / "w.log")
     try:
         asyncio.run(produce(settings, lay.carbon_intensity,

@@ -10,7 +10,7 @@ import pytest
 
 from app.helpers import SMALL_CATALOG, request_bytes
 from streams.app.checkpoint import CheckpointedMap, decode_json, encode_json
-from streams.app.dedupe import DedupeIndex
+from streams.app.dedupe import DedupeIndex, dedupe_key
 from streams.app.router import RawMessage, Router, tenant_map
 from streams.app.sink import BatchSink
 from streams.app.topics import TopicLayout, dispatch_topic_name, topic_specs
@@ -194,13 +194,14 @@ def test_router_recovered_decisions_are_redispatched_not_redecided(
     batch = [_msg(i, request_bytes(i, "t", T0_MS + i)) for i in range(3)]
     router.route_batch(ctx, batch, first, BatchSink(prod))
     asyncio.run(first.flush())
-    logged = {d["request_id"]: d for d in
-              (orjson.loads(v) for _, _, v in prod.records(layout.decisions))}
+    records = [orjson.loads(v) for _, _, v in prod.records(layout.decisions)]
+    logged = {d["request_id"]: d for d in records}
     # A second router over empty state (the checkpoint was lost) finds them in the log tail.
     fresh = Router(router.catalog, layout, router.policy, tenant_map({}, "tcl"),
                    DedupeIndex({}, "dcl", 3_600_000, 1000))
     cfg = ctx.config
-    fresh.absorb_recovered(logged, 0, cfg.bucket_ms, cfg.budget_buckets)
+    found = {dedupe_key(d["tenant"], d["request_id"]): d for d in records}  # as the scan keys
+    fresh.absorb_recovered(found, 0, cfg.bucket_ms, cfg.budget_buckets)
     st = fresh.tenants.get("t")
     assert st is not None and st.seq == 3
     assert st.lam == logged["req-000002"]["duals_after"]["lambda"]
@@ -273,3 +274,18 @@ def test_views_skip_unusable_replicated_state_instead_of_crashing() -> None:
     assert views.intensity.zones == ("US-MIDA-PJM",)
     assert ctx.snapshot.seq == 0
     assert views.estimator_for(0).catalog is catalog  # fresh, not the incompatible snapshot
+
+
+def test_dedupe_is_per_tenant_another_tenants_reused_id_is_decided(
+    router_setup: tuple[Router, RoutingContext, TopicLayout],
+) -> None:
+    router, ctx, layout = router_setup
+    prod = FakeProducer()
+    first = BatchSink(prod)
+    batch = [_msg(0, request_bytes(1, "acme", T0_MS)), _msg(1, request_bytes(1, "globex", T0_MS)),
+             _msg(2, request_bytes(1, "acme", T0_MS))]
+    stats = router.route_batch(ctx, batch, first, BatchSink(prod))
+    assert (stats.decided, stats.duplicates) == (2, 1)
+    asyncio.run(first.flush())
+    tenants = sorted(orjson.loads(v)["tenant"] for _, _, v in prod.records(layout.decisions))
+    assert tenants == ["acme", "globex"]
