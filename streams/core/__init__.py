@@ -26,6 +26,7 @@ from streams.core.errors import (
     TelemetryError,
 )
 from streams.core.estimators import EstimatorSnapshot, EstimatorState
+from streams.core.feedback import fold_feedback
 from streams.core.inputs import Completion, Request
 from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensity
 from streams.core.oracle import ORACLES, OracleError, OracleResult, oracle_lp, oracle_perfect
@@ -79,6 +80,7 @@ __all__ = [
     "check_chain",
     "compare_records",
     "decide",
+    "fold_feedback",
     "get_policy",
     "oracle_lp",
     "oracle_perfect",

@@ -53,6 +53,8 @@ class Estimates:
     intensity_g_per_kwh: FloatArray  # (N, R) value used per region (after stale fallback)
     intensity_age_ms: IntArray  # (N, R), -1 where the zone has no reading
     intensity_stale: BoolArray  # (N, R)
+    accuracy_choice: FloatArray | None = None
+    """(N, K) optimistic accuracy gar-pd chooses on (config.explore_z > 0), else None."""
 
     @property
     def n(self) -> int:
@@ -66,7 +68,8 @@ class Estimates:
             self.floor[idx], self.latency_cap_ms[idx], self.co2_g[idx], self.accuracy[idx],
             self.latency_ms[idx], self.eligible[idx], self.latency_ok[idx],
             self.intensity_g_per_kwh[idx], self.intensity_age_ms[idx],
-            self.intensity_stale[idx])
+            self.intensity_stale[idx],
+            None if self.accuracy_choice is None else self.accuracy_choice[idx])
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +79,7 @@ class RoutingContext:
     snapshot: EstimatorSnapshot
     intensity: IntensityView
     acc_score: FloatArray  # (M, D)
+    acc_choice: FloatArray | None  # (M, D) acc_score + explore_z x sd, None without exploration
     floors: FloatArray  # (D,) F_d after the adaptive rule
     carbon_ref_g: float
     e_pre_j: FloatArray  # (K,) refined prefill energy
@@ -114,6 +118,13 @@ class RoutingContext:
             acc_score = snap.acc_lcb
         else:  # a snapshot taken for another z: recompute rather than use the wrong bound
             acc_score = beta_lcb(snap.acc_mean, snap.acc_n, config.lcb_z)
+        acc_choice = None
+        if config.explore_z > 0:
+            # Optimism under uncertainty (UCB): deterministic, so a decision re-derives from its
+            # record; the bonus shrinks as 1/sqrt(observations).
+            sd = np.sqrt(snap.acc_mean * (1.0 - snap.acc_mean) / (snap.acc_n + 1.0))
+            acc_choice = np.clip(acc_score + config.explore_z * sd, 0.0, 1.0)
+            acc_choice.flags.writeable = False
         floors = np.asarray([config.floor_min_for(d) for d in catalog.datasets])
         if config.adaptive_floor_alpha is not None:
             best = snap.acc_mean[np.unique(catalog.cand_model_idx)].max(axis=0)
@@ -159,7 +170,8 @@ class RoutingContext:
         for a in arrays.values():
             a.flags.writeable = False
         return cls(catalog=catalog, config=config, snapshot=snap, intensity=view,
-                   carbon_ref_g=ref, region_readings=tuple(readings), **arrays)
+                   carbon_ref_g=ref, acc_choice=acc_choice,
+                   region_readings=tuple(readings), **arrays)
 
     # --- validation ----------------------------------------------------------------------------
     def validate(self, req: Request) -> str | None:
@@ -265,6 +277,7 @@ class RoutingContext:
         age = np.where(missing[None, :], -1, np.maximum(age, 0))
         co2 = energy_j * (used[:, cr] * (self.cand_pue / J_PER_KWH))
         acc = self.acc_score[cm[None, :], d_idx[:, None]]
+        acc_ch = None if self.acc_choice is None else self.acc_choice[cm[None, :], d_idx[:, None]]
         # p95 serving latency = the candidate's p95 slowness factor x the catalog's latency for
         # this request's estimated output tokens (per request, so short answers look fast).
         nominal = np.maximum(self.ttft_ms + self.itl_ms * out_tok, 1.0)
@@ -273,5 +286,7 @@ class RoutingContext:
         arrays = (d_idx, ts, floor, cap, co2, acc, latency, eligible, lat_ok, used, age, stale)
         for a in arrays:
             a.flags.writeable = False
+        if acc_ch is not None:
+            acc_ch.flags.writeable = False
         return Estimates(requests, d_idx, ts, floor, cap, co2, acc, latency, eligible, lat_ok,
-                         used, age, stale)
+                         used, age, stale, acc_ch)

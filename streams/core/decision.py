@@ -38,11 +38,15 @@ class DecisionContext:
     est: Estimates
     feasible: BoolArray
     """(N, K) feasible sets before any budget-hard filter (see ``Decision.feasible``)."""
+    chose_on_optimistic: bool = False
+    """The policy chose on ``est.accuracy_choice`` (gar-pd exploring): the record's
+    per-candidate ``accuracy`` is that, ``accuracy_est`` the scoring accuracy of the choice."""
     cache: list[BatchRows] = field(default_factory=list, compare=False, repr=False)
 
     def rows(self) -> BatchRows:
         if not self.cache:
-            self.cache.append(BatchRows(self.ctx, self.est, self.feasible))
+            self.cache.append(BatchRows(self.ctx, self.est, self.feasible,
+                                        self.chose_on_optimistic))
         return self.cache[0]
 
 
@@ -68,6 +72,9 @@ class Decision(NamedTuple):
     """Whether the request counted toward the rolling window (False only if very late)."""
     tenant_seq: int
     """The tenant's decision sequence number (1-based) after this decision."""
+    feedback: float = 0.0
+    """Correctness surprise folded into this decision's mu step (``TenantState.surprise``):
+    the record's ``accuracy_est`` is the chosen scoring accuracy plus this."""
 
     @property
     def feasible(self) -> BoolArray:
@@ -158,7 +165,8 @@ class Decision(NamedTuple):
             "region": r,
             "reason": self.reason,
             "co2_g": co2[k],
-            "accuracy_est": acc[k],
+            "accuracy_est": b.acc_est[i][k] + self.feedback if self.feedback
+            else b.acc_est[i][k],
             "latency_p95_ms_est": lat[k],
             "floor": b.floor[i],
             "latency_cap_ms": b.cap[i],
@@ -192,14 +200,18 @@ class Decision(NamedTuple):
 class BatchRows:
     """A batch's estimates as Python lists (built once, shared by its decisions' records)."""
 
-    __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2", "deployments",
-                 "eligible_all", "estimator_seq", "feasible_cols", "feasible_off", "floor",
-                 "lat", "mode", "policy_version", "reading", "stale", "used")
+    __slots__ = ("acc", "acc_est", "age", "cand_region", "cap", "catalog_version", "co2",
+                 "deployments", "eligible_all", "estimator_seq", "feasible_cols", "feasible_off",
+                 "floor", "lat", "mode", "policy_version", "reading", "stale", "used")
 
-    def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray) -> None:
+    def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray,
+                 chose_on_optimistic: bool = False) -> None:
         cat = ctx.catalog
         self.co2: list[list[float]] = est.co2_g.tolist()
-        self.acc: list[list[float]] = est.accuracy.tolist()
+        self.acc_est: list[list[float]] = est.accuracy.tolist()
+        self.acc = self.acc_est
+        if chose_on_optimistic and est.accuracy_choice is not None:
+            self.acc = est.accuracy_choice.tolist()
         self.lat: list[list[float]] = est.latency_ms.tolist()
         self.floor: list[float] = est.floor.tolist()
         self.cap: list[float] = est.latency_cap_ms.tolist()

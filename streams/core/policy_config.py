@@ -39,6 +39,13 @@ class PolicyConfig:
     use_lcb: bool = False
     """Score accuracy with the Beta lower confidence bound instead of the posterior mean."""
     lcb_z: float = 1.645
+    feedback_weight: float = 0.0
+    """gar-pd: weight of realised correctness in the mu dual. Each graded completion adds
+    weight x (correct - estimated accuracy) to the tenant's surprise (``fold_feedback``),
+    which the next mu step on that dataset counts; 1 = mu integrates realised accuracy."""
+    explore_z: float = 0.0
+    """gar-pd explores: it chooses (score and per-request filter) on the optimistic accuracy
+    scoring accuracy + explore_z x posterior sd, and steps mu on the scoring accuracy."""
 
     # --- latency -----------------------------------------------------------------------------
     latency_slo_ms: float = 5_000.0
@@ -99,6 +106,8 @@ class PolicyConfig:
             "max_accuracy_loss",
             "slo_margin",
             "lcb_z",
+            "explore_z",
+            "feedback_weight",
             "eta_lambda",
             "eta_mu",
             "eta_nu",

@@ -110,10 +110,15 @@ def _estimates(rec: Mapping[str, Any], catalog: Catalog, cfg: PolicyConfig) -> E
     c = rec["candidates"]
     k = catalog.n_candidates
     co2 = np.asarray([c["co2_g"]], dtype=np.float64)
-    acc = np.asarray([c["accuracy"]], dtype=np.float64)
+    # Recorded per-candidate accuracy = what the policy chose on (optimistic when gar-pd
+    # explores); accuracy_est = the chosen candidate's scoring accuracy (what mu stepped on).
+    acc_choice = np.asarray([c["accuracy"]], dtype=np.float64)
+    acc = acc_choice.copy()
     lat = np.asarray([c["latency_ms"]], dtype=np.float64)
     if co2.shape != (1, k) or acc.shape != (1, k) or lat.shape != (1, k):
         raise ReplayError(f"record has {co2.shape[1]} candidates, catalog {k}")
+    if rec.get("accuracy_est") is not None:
+        acc[0, int(rec["candidate"])] = float(rec["accuracy_est"])
     eligible = np.ones((1, k), dtype=bool)
     if c.get("eligible") is not None:
         eligible[:] = False
@@ -142,6 +147,7 @@ def _estimates(rec: Mapping[str, Any], catalog: Catalog, cfg: PolicyConfig) -> E
         latency_cap_ms=cap, co2_g=co2, accuracy=acc, latency_ms=lat, eligible=eligible,
         latency_ok=lat <= (cap * (1.0 - cfg.slo_margin))[:, None],
         intensity_g_per_kwh=used, intensity_age_ms=age, intensity_stale=stale,
+        accuracy_choice=acc_choice,
     )
 
 

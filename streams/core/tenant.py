@@ -9,6 +9,7 @@ bucket already expired).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -51,6 +52,11 @@ class TenantState:
     window_count: int = 0
     deficit: Mapping[str, float] = field(default_factory=dict)
     """gar-target's running accuracy deficit per dataset (sum of floor - chosen accuracy)."""
+    surprise: Mapping[str, float] = field(default_factory=dict)
+    """Correctness feedback not yet counted by the mu dual, per dataset: the sum over the
+    tenant's completions since its last decision on that dataset of feedback_weight x
+    (correct - estimated accuracy of the serving model). gar-pd adds it to the accuracy its
+    next mu step counts (see ``fold_feedback``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +69,7 @@ class TenantState:
             "seq": self.seq,
             "window_spend_g": self.window_spend_g,
             "window_count": self.window_count, "deficit": dict(self.deficit),
+            "surprise": dict(self.surprise),
         }
 
     @classmethod
@@ -77,6 +84,7 @@ class TenantState:
                 watermark_ms=int(d.get("watermark_ms", -1)),
                 seq=int(d.get("seq", 0)),
                 deficit={str(k): float(v) for k, v in d.get("deficit", {}).items()},
+                surprise={str(k): float(v) for k, v in d.get("surprise", {}).items()},
             )
             spend = (
                 float(d["window_spend_g"])
@@ -89,6 +97,8 @@ class TenantState:
             raise StateError(f"bad tenant state: {e!r}") from e
         if st.lam < 0 or st.nu < 0 or any(v < 0 for v in st.mu.values()):
             raise StateError("duals must be >= 0")
+        if not all(math.isfinite(v) for v in st.surprise.values()):
+            raise StateError("surprise must be finite")
         return st
 
 
@@ -106,6 +116,7 @@ class TenantWork:
         "nu",
         "seq",
         "spend_g",
+        "surprise",
         "tenant",
         "wm_bucket",
         "wm_ms",
@@ -117,6 +128,7 @@ class TenantWork:
         self.mu = dict(st.mu)
         self.nu = st.nu
         self.deficit = dict(st.deficit)
+        self.surprise: dict[str, float] | None = dict(st.surprise) if st.surprise else None
         self.bucket_ms = bucket_ms
         self.n_buckets = n_buckets
         self.wm_ms = st.watermark_ms
@@ -170,5 +182,5 @@ class TenantWork:
         return TenantState(
             self.tenant, self.lam, self.mu, self.nu,
             tuple([(b, v[0], int(v[1])) for b, v in (sorted(items) if len(items) > 1 else items)]),
-            self.wm_ms, self.seq, self.spend_g, self.count, self.deficit,
+            self.wm_ms, self.seq, self.spend_g, self.count, self.deficit, self.surprise or {},
         )

@@ -70,6 +70,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         default_budget_g=budget, budget_window_ms=60_000, budget_buckets=60,
         intensity_max_age_ms=draw(st.integers(1_000, 100_000)),
         eta_nu=draw(st.floats(0.0, 2.0)), mu_init=draw(st.floats(0.0, 5.0)),
+        explore_z=draw(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 3.0)),
     )
     zones = {"SE": 1, "US-MIDA-PJM": 2, "IN-WE": 3}
     readings = [IntensityReading(z, draw(st.floats(0.0, 1_000.0)), draw(st.integers(0, 50_000)),
@@ -77,7 +78,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
                 if draw(st.integers(0, 5)) > 0]
     states = {t: TenantState(t, lam=draw(st.floats(0.0, 10.0)),
                              mu={"gsm8k": draw(st.floats(0.0, 30.0))},
-                             nu=draw(st.floats(0.0, 5.0))) for t in ("a", "b")
+                             nu=draw(st.floats(0.0, 5.0)),
+                             surprise=draw(st.dictionaries(st.sampled_from(["gsm8k", "*"]),
+                                                           st.floats(-3.0, 3.0))))
+              for t in ("a", "b")
               if draw(st.booleans())}
     return {"requests": reqs, "config": cfg, "readings": readings, "states": states}
 

@@ -57,15 +57,16 @@ def floor_target(cfg: PolicyConfig, floor: float) -> float:
     return floor + cfg.floor_margin
 
 
-def accuracy_ok(cfg: PolicyConfig, est: Estimates) -> BoolArray:
-    """Per-request accuracy filter of the mode: hard floor (+margin) or floor - max loss."""
+def accuracy_ok(cfg: PolicyConfig, est: Estimates, acc: FloatArray | None = None) -> BoolArray:
+    """Per-request accuracy filter of the mode: hard floor (+margin) or floor - max loss, on
+    ``acc`` (default: the scoring accuracy)."""
     thr = est.floor + cfg.floor_margin if cfg.floor_hard else est.floor - cfg.max_accuracy_loss
-    ok: BoolArray = est.accuracy >= thr[:, None]
+    ok: BoolArray = (est.accuracy if acc is None else acc) >= thr[:, None]
     return ok
 
 
-def hard_filter(cfg: PolicyConfig, est: Estimates) -> BoolArray:
-    out: BoolArray = est.eligible & est.latency_ok & accuracy_ok(cfg, est)
+def hard_filter(cfg: PolicyConfig, est: Estimates, acc: FloatArray | None = None) -> BoolArray:
+    out: BoolArray = est.eligible & est.latency_ok & accuracy_ok(cfg, est, acc)
     return out
 
 
@@ -121,8 +122,12 @@ class GarPD(PolicyBase):
         canon = Canon(ctx)
         perm = canon.perm
         c_ref = ctx.carbon_ref_g
-        hard = hard_filter(cfg, est)
-        shared = DecisionContext(self.name, ctx, est, hard)
+        # Exploring (explore_z > 0): choose on the optimistic accuracy, step mu on the scoring
+        # accuracy, so a prior that undervalues a model is corrected by trying it while mu
+        # still steers the (unbiased) estimate of what was served.
+        acc_choice = est.accuracy if est.accuracy_choice is None else est.accuracy_choice
+        hard = hard_filter(cfg, est, acc_choice)
+        shared = DecisionContext(self.name, ctx, est, hard, est.accuracy_choice is not None)
         book = TenantBook(ctx, tenant_states)
         reqs = est.requests
         datasets = ctx.catalog.datasets
@@ -140,7 +145,7 @@ class GarPD(PolicyBase):
                 lam0[i], mu0[i], nu0[i] = st.lam, st.mu.get(ds_names[i], mu_init), st.nu
         hard_c = hard[:, perm]
         cn_c = est.co2_g[:, perm] / c_ref
-        acc_c = est.accuracy[:, perm]
+        acc_c = acc_choice[:, perm]
         ln_c = est.latency_ms[:, perm] / est.latency_cap_ms[:, None]
         pen_all = np.where(hard_c, 0.0, np.inf)
         any_hard = np.any(hard, axis=1).tolist()
@@ -217,7 +222,14 @@ class GarPD(PolicyBase):
             if budget is not None:
                 lam_a = lam + eta_l * (co2_k - budget / (n_w or 1)) / c_ref
                 lam_a = 0.0 if lam_a < 0.0 else (lam_max if lam_a > lam_max else lam_a)
-            mu_a = mu + eta_m * (floors[i] + margin_f - acc.item(i, k))
+            # mu counts the chosen scoring accuracy plus the correctness surprise of the
+            # tenant's completions since its last decision on this dataset (fold_feedback).
+            acc_k = acc.item(i, k)
+            sur = w.surprise
+            fb = sur.pop(ds, 0.0) if sur else 0.0
+            if fb:
+                acc_k += fb
+            mu_a = mu + eta_m * (floors[i] + margin_f - acc_k)
             mu_a = 0.0 if mu_a < 0.0 else (mu_max if mu_a > mu_max else mu_a)
             nu_a = nu + eta_n * (lat.item(i, k) / caps[i] - target_ratio)
             nu_a = 0.0 if nu_a < 0.0 else (nu_max if nu_a > nu_max else nu_a)
@@ -226,7 +238,7 @@ class GarPD(PolicyBase):
             w.charge(ts, co2_k, in_win)
             # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path).
             append(new_tuple(Decision, (shared, i, k, reason, lam, mu, nu, lam_a, mu_a, nu_a,
-                                        budget, left, spend0, count0, in_win, w.seq)))
+                                        budget, left, spend0, count0, in_win, w.seq, fb)))
         return book.frozen(), out
 
 
