@@ -31,6 +31,7 @@ from streams.core import (
     Request,
     RoutingContext,
     TenantState,
+    fold_feedback,
     get_policy,
 )
 from streams.data.carbon import ZoneIntensity
@@ -115,6 +116,7 @@ def simulate(
     next_reading = 0
     pending: list[tuple[int, int, Completion]] = []  # (done ts, request index, completion)
     states: dict[str, TenantState] = {}
+    ctx: RoutingContext | None = None
     cand = np.empty(n, dtype=np.int64)
     lam, mu, nu, spend, budget = (np.zeros(n) for _ in range(5))
     reasons: list[str] = [""] * n
@@ -128,8 +130,14 @@ def simulate(
         while next_reading < len(readings) and readings[next_reading].ts_ms <= t0:
             view = view.with_reading(readings[next_reading])
             next_reading += 1
+        arrived: list[Completion] = []
         while pending and pending[0][0] <= t0:
-            estimators.observe(heapq.heappop(pending)[2])
+            arrived.append(heapq.heappop(pending)[2])
+            estimators.observe(arrived[-1])
+        if arrived and ctx is not None:
+            # Realised correctness into the tenants' mu duals, priced with the estimates in
+            # force before these completions were folded in (core: fold_feedback).
+            states.update(fold_feedback(ctx, states, arrived))
         ctx = RoutingContext.build(catalog, config, estimators, view)
         batch = reqs[lo:hi]
         new_states, decisions = policy.decide_batch(ctx, states, batch)
