@@ -30,8 +30,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=40_000)
     ap.add_argument("--record", action="store_true", help="append the run to RESULTS.md")
+    ap.add_argument("--floor", type=float, default=None,
+                    help="override the recorded ratio floor (e.g. to see the failure path)")
     args = ap.parse_args()
     floor = json.loads(FLOOR_FILE.read_text())
+    if args.floor is not None:
+        floor["router_to_raw_ratio_floor"] = args.floor
     e2e = router_e2e.parse_args(["--requests", str(args.requests), "--workers", "1"])
     facts, res = router_e2e.run(e2e)
     one = res["workers_1"]

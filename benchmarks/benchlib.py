@@ -95,14 +95,15 @@ def record(name: str, facts: dict[str, Any], result: dict[str, Any], body_md: st
         f.write(head + body_md.rstrip() + "\n")
 
 
-def last_result(name: str) -> dict[str, Any] | None:
+def last_result(name: str, **match: Any) -> dict[str, Any] | None:
+    """The newest recorded result of bench ``name`` whose top-level fields equal ``match``."""
     if not RESULTS_JSONL.exists():
         return None
     found = None
     for line in RESULTS_JSONL.read_text().splitlines():
         with contextlib.suppress(ValueError):
             row = json.loads(line)
-            if row.get("bench") == name:
+            if row.get("bench") == name and all(row.get(k) == v for k, v in match.items()):
                 found = row
     return found
 
@@ -141,9 +142,13 @@ def git(*args: str) -> str:
 
 def use_code(ref: str | None) -> str:
     """Run workers on ``streams/`` as committed at ``ref`` (a snapshot under var/bench, put
-    first on PYTHONPATH) or, with None, on the working tree. Returns a label for the results:
+    first on PYTHONPATH), on a directory holding a ``streams/`` tree, or, with None, on the
+    working tree. Returns a label for the results:
     others edit ``streams/`` while benchmarks run, so every result says what it measured."""
     global CODE_DIR
+    if ref is not None and (Path(ref) / "streams").is_dir():
+        CODE_DIR = Path(ref).resolve()  # a prepared tree (e.g. a patched snapshot to compare)
+        return f"tree {CODE_DIR}"
     if ref is None:
         CODE_DIR = None
         dirty = git("status", "--porcelain", "--", "streams").splitlines()
@@ -409,7 +414,7 @@ async def watch(
     procs = [psutil.Process(p) for p in pids]
     try:
         tps = [TopicPartition(t, p) for t in topics
-               for p in (consumer.partitions_for_topic(t) or await _parts(consumer, t))]
+               for p in (consumer.partitions_for_topic(t) or await partitions_of(consumer, t))]
         base = await end_offsets(consumer, tps)
         start: tuple[float, int, float] | None = None
         is_ready = ready is None
@@ -437,7 +442,7 @@ async def watch(
         await consumer.stop()
 
 
-async def _parts(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     for _ in range(50):
         await consumer._client.force_metadata_update()
         parts = consumer.partitions_for_topic(topic)

@@ -147,6 +147,7 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
                            "achieved_rate_per_s": round(achieved), "no_dispatch": missing,
                            **percentiles(lat), "p50_ms_by_tenth": trend})
     return {"max_rate_per_s": round(max_rate), "partitions": partitions, "levels": levels_out,
+            "hot_path": getattr(settings.worker, "hot_path", "faust"),
             "batch_max": settings.worker.batch_max,
             "batch_within_s": settings.worker.batch_within_s}
 
@@ -157,14 +158,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="paced seconds per level")
     ap.add_argument("--warmup-s", type=float, default=3.0)
     ap.add_argument("--max-rate", type=float, default=None,
-                    help="decisions/s of one worker (default: last router_e2e.py result)")
+                    help="decisions/s of one worker (default: the last router_e2e.py result "
+                    "with the same hot path)")
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--code", default=None, metavar="REF",
                     help="run the worker on streams/ as committed at REF (default: working tree)")
     args = ap.parse_args()
     max_rate = args.max_rate
     if max_rate is None:
-        last = bl.last_result("router end to end")
+        hot_path = getattr(Settings().worker, "hot_path", "faust")
+        last = bl.last_result("router end to end", hot_path=hot_path)
         max_rate = float(last["workers_1"]["decisions_per_s"]) if last else 2_000.0
     facts = bl.machine_facts()
     facts["code"] = bl.use_code(args.code)
@@ -179,7 +182,7 @@ def main() -> None:
                     f"{lv['no_dispatch']} |")
     body = (f"One worker, {res['partitions']} partitions, sustained maximum "
             f"{res['max_rate_per_s']:,} decisions/s, batch_max {res['batch_max']}, "
-            f"batch_within {res['batch_within_s']} s. Latency = dispatch append time - request "
+            f"batch_within {res['batch_within_s']} s, hot path `{res['hot_path']}`. Latency = dispatch append time - request "
             f"append time (both LogAppendTime, broker clock), warm-up {args.warmup_s:.0f} s "
             f"excluded.\n\n" + "\n".join(rows) + "\n")
     bl.record("decision latency", facts, res, body)

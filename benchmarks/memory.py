@@ -188,6 +188,7 @@ async def worker_run(models: int, zones: int, tenants: int, per_tenant: int) -> 
         await bl.delete_run_topics(settings)
     return {"models": models, "zones": zones, "candidates": cat.n_candidates,
             "tenants": tenants, "requests": n, "metrics_on": settings.influx.enabled,
+            "batch_max": settings.worker.batch_max,
             "rss_mb_idle": round(idle),
             "rss_mb_max": round(max(win.rss_mb_max, after)), "rss_mb_after": round(after),
             "rss_kb_per_tenant_incl_dedupe": round(1024 * (after - idle) / tenants, 1)}
@@ -200,6 +201,7 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=8)
     ap.add_argument("--zones", type=int, default=16)
     ap.add_argument("--core-only", action="store_true", help="only the core-level table")
+    ap.add_argument("--worker-only", action="store_true", help="skip the core-level table")
     ap.add_argument("--row", nargs=3, type=int, metavar=("MODELS", "ZONES", "TENANTS"),
                     help="(internal) one core-level row, printed as JSON")
     ap.add_argument("--code", default=None, metavar="REF",
@@ -214,7 +216,7 @@ def main() -> None:
     if not args.core_only:
         res["worker"] = asyncio.run(worker_run(args.models, args.zones, args.tenants,
                                                args.per_tenant))
-    res["core"] = core_table()
+    res["core"] = [] if args.worker_only else core_table()
     body = []
     if "worker" in res:
         w = res["worker"]
@@ -225,10 +227,11 @@ def main() -> None:
                  "|---|---|---|---|",
                  f"| {w['rss_mb_idle']} | {w['rss_mb_max']} | {w['rss_mb_after']} | "
                  f"{w['rss_kb_per_tenant_incl_dedupe']} |", ""]
-    body += ["Core only (`decide_batch`, gar-pd, batches of 1,000, fresh process per row; "
-             "state = traced Python heap of the TenantState objects):", "",
-             "| models | zones | K | tenants | µs/decision | process RSS MB | RSS growth MB | "
-             "state KB/tenant | changelog B/tenant |", "|---|---|---|---|---|---|---|---|---|"]
+    if res["core"]:
+        body += ["Core only (`decide_batch`, gar-pd, batches of 1,000, fresh process per row; "
+                 "state = traced Python heap of the TenantState objects):", "",
+                 "| models | zones | K | tenants | µs/decision | process RSS MB | RSS growth MB | "
+                 "state KB/tenant | changelog B/tenant |", "|---|---|---|---|---|---|---|---|---|"]
     body += [f"| {r['models']} | {r['zones']} | {r['candidates']} | {r['tenants']:,} | "
              f"{r['us_per_decision']} | {r['rss_mb']} | {r['rss_growth_mb']} | "
              f"{r['state_kb_per_tenant']} | "

@@ -77,6 +77,8 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
         "requests": n, "partitions": partitions, "mean_request_bytes": round(wl.mean_bytes),
         "candidates": wl.catalog.n_candidates, "batch_max": batch_max,
         "batch_within_s": batch_within_s, "publish_msg_per_s": round(pub),
+        "hot_path": getattr(settings.worker, "hot_path", "faust"),
+        "metrics_on": settings.influx.enabled,
         "raw_msg_per_s": [round(w.rate_per_s) for w in raw], "raw_msg_per_s_mean": round(raw_rate),
         "raw_cpu_us_per_msg": round(raw_cpu, 1),
     }
@@ -100,7 +102,8 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
 def body(res: dict[str, Any]) -> str:
     rows = [f"Requests: {res['requests']} real trace requests ({res['mean_request_bytes']} B "
             f"mean), {res['partitions']} partitions, K = {res['candidates']} candidates, "
-            f"batch_max {res['batch_max']}, batch_within {res['batch_within_s']} s. Raw "
+            f"batch_max {res['batch_max']}, batch_within {res['batch_within_s']} s, hot path "
+            f"`{res['hot_path']}`, metrics {'on' if res['metrics_on'] else 'OFF'}. Raw "
             f"pass-through before/after: {', '.join(f'{r:,}' for r in res['raw_msg_per_s'])} "
             f"msg/s (mean {res['raw_msg_per_s_mean']:,}), {res['raw_cpu_us_per_msg']} CPU µs/msg.",
             "",
