@@ -182,9 +182,9 @@ def main() -> None:
                     f"{lv['no_dispatch']} |")
     body = (f"One worker, {res['partitions']} partitions, sustained maximum "
             f"{res['max_rate_per_s']:,} decisions/s, batch_max {res['batch_max']}, "
-            f"batch_within {res['batch_within_s']} s, hot path `{res['hot_path']}`. Latency = dispatch append time - request "
-            f"append time (both LogAppendTime, broker clock), warm-up {args.warmup_s:.0f} s "
-            f"excluded.\n\n" + "\n".join(rows) + "\n")
+            f"batch_within {res['batch_within_s']} s, hot path `{res['hot_path']}`. Latency = "
+            f"dispatch append time - request append time (both LogAppendTime, broker clock), "
+            f"warm-up {args.warmup_s:.0f} s excluded.\n\n" + "\n".join(rows) + "\n")
     bl.record("decision latency", facts, res, body)
 
 
