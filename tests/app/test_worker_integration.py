@@ -293,15 +293,15 @@ def test_crash_between_decisions_and_checkpoint_is_recovered_from_the_decisions_
              for i in range(n)]
     asyncio.run(produce(settings, lay.requests, items))
     a = start_worker(crashing, tmp_path / "a.log")
-    assert a.proc.wait(120) == 70  # died right after batch 3's decisions were acked
+    assert a.proc.wait(120) == 70, a.log()[-3000:]  # died right after batch 3's decisions
     b = start_worker(settings, tmp_path / "b.log")
     try:
         out = _outputs(settings, n)
     finally:
         b.stop()
-    assert "decisions after checkpoint" in b.log()  # the tail scan found batch 3
+    assert "decisions after checkpoint" in b.log(), b.log()[-3000:]  # the tail scan found them
     records = [orjson.loads(m.value) for m in out[lay.decisions]]
-    assert len({d["request_id"] for d in records}) == n
+    assert len({d["request_id"] for d in records}) == n, b.log()[-3000:]
     assert len(records) == n, "a request decided before the crash was decided again"
     assert check_chain(sorted(records, key=lambda d: (d["tenant"], d["tenant_seq"]))) == []
     for t in {d["tenant"] for d in records}:
