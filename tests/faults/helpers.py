@@ -38,12 +38,12 @@ Pos = tuple[int, int]  # (partition, offset) on the requests topic
 Worker = WorkerProc
 
 
-def layout(settings: Settings) -> TopicLayout:
-    return TopicLayout.from_settings(settings, MODELS)
+def layout(settings: Settings, models: Sequence[str] = MODELS) -> TopicLayout:
+    return TopicLayout.from_settings(settings, list(models))
 
 
-def create_topics(settings: Settings) -> None:
-    asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
+def create_topics(settings: Settings, models: Sequence[str] = MODELS) -> None:
+    asyncio.run(ensure_topics(settings, topic_specs(settings, list(models))))
 
 
 def request(i: int, tenant: str, ts_ms: int, prefix: str = "req", **extra: Any) -> bytes:
@@ -55,11 +55,11 @@ def request(i: int, tenant: str, ts_ms: int, prefix: str = "req", **extra: Any) 
 
 
 def valid_items(n: int, tenants: int, start: int = 0, step_ms: int = 100,
-                prefix: str = "req") -> list[Item]:
+                prefix: str = "req", **extra: Any) -> list[Item]:
     out: list[Item] = []
     for i in range(start, start + n):
         tenant = f"tenant-{i % tenants}"
-        out.append((tenant.encode(), request(i, tenant, T0_MS + i * step_ms, prefix)))
+        out.append((tenant.encode(), request(i, tenant, T0_MS + i * step_ms, prefix, **extra)))
     return out
 
 
