@@ -91,7 +91,7 @@ class WorkerSettings(BaseModel):
     batch_within_s: float = 0.02  # flush a partial batch after this long (bounds latency)
     control_partitions: int = 1  # carbon-intensity and policy: tiny volume, total order
     dedupe_window_ms: int = 3_600_000  # event-time window of remembered request ids
-    dedupe_max_per_partition: int = 200_000
+    dedupe_max_per_partition: int = 50_000  # ~350 B each in memory
     estimator_publish_interval_ms: int = 1_000
     store: str = "memory://"  # tables rebuild from their changelogs on start
     # "direct": requests read by a plain aiokafka consumer on the partitions Faust assigned

@@ -18,6 +18,7 @@ import faust
 import orjson
 
 from streams.app.catalog import load_catalog
+from streams.app.checkpoint import compact
 from streams.app.dedupe import DedupeIndex
 from streams.app.direct import DirectRequests
 from streams.app.kafka import faust_broker_url
@@ -363,10 +364,10 @@ def create_app(
                                    msg.value or b"", msg.source, "policy_name")
                     dead_letter(sink, rej, msg.key, msg.partition, now_ms)
                     continue
-                value = orjson.dumps({
+                value = compact(orjson.dumps({
                     "config": parsed.config.to_dict(), "policy_name": name,
                     "source_offset": parsed.source_offset, "issued_at_ms": parsed.issued_at_ms,
-                })
+                }))
                 policy_tbl.data[GLOBAL_SCOPE] = value
                 sink.add(changelog[POLICY_TABLE], GLOBAL_SCOPE, value, partition=0)
                 counters.policy_updates += 1

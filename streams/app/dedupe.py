@@ -1,6 +1,6 @@
 """Request-id dedupe index, stored in a table co-partitioned with requests.
 
-Entries: ``r:<tenant>|<request_id> -> [partition, ts_ms]`` (the request's source partition and
+Entries: ``r:<tenant>|<request_id> -> b"<partition>,<ts_ms>"`` (the request's source partition and
 event time; ids are scoped by tenant, see ``dedupe_key``); per partition, as of the last durable
 checkpoint: ``w:<partition>`` = next offset of the decisions partition (the watermark) and
 ``o:<partition>`` = next offset of the requests partition to read (the direct hot path's consumer
@@ -29,6 +29,15 @@ def dedupe_key(tenant: str, request_id: str) -> str:
     return f"{tenant}|{request_id}"
 
 
+def _entry(value: bytes) -> tuple[int, int]:
+    """``b"<partition>,<ts_ms>"`` (also reads the JSON ``[p, ts]`` of earlier changelogs)."""
+    if value[:1] == b"[":
+        p, ts = orjson.loads(value)
+        return int(p), int(ts)
+    p_raw, ts_raw = value.split(b",", 1)
+    return int(p_raw), int(ts_raw)
+
+
 class DedupeIndex:
     def __init__(
         self,
@@ -52,8 +61,8 @@ class DedupeIndex:
         entries = []
         for key, value in list(self._store.items()):
             if key.startswith(REQUEST_KEY):
-                partition, ts_ms = orjson.loads(value)
-                entries.append((int(ts_ms), int(partition), key))
+                partition, ts_ms = _entry(value)
+                entries.append((ts_ms, partition, key))
         for ts_ms, partition, key in sorted(entries):
             self._order[partition].append((ts_ms, key))
             self._newest_ts[partition] = max(self._newest_ts[partition], ts_ms)
@@ -73,7 +82,7 @@ class DedupeIndex:
 
     def add(self, request_id: str, partition: int, ts_ms: int) -> None:
         key = REQUEST_KEY + request_id.encode()
-        value = orjson.dumps([partition, ts_ms])
+        value = b"%d,%d" % (partition, ts_ms)  # not orjson: see checkpoint.compact
         self._store[key] = value
         self._new.append((key, value, partition))
         self._order[partition].append((ts_ms, key))

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from streams.app.checkpoint import compact
 from streams.core.catalog import Catalog
 from streams.core.context import RoutingContext
 from streams.core.errors import CoreError
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def zone_history_bytes(history: tuple[IntensityReading, ...]) -> bytes:
-    return orjson.dumps([r.to_dict() for r in history])
+    return compact(orjson.dumps([r.to_dict() for r in history]))
 
 
 def _changed(seen: dict[bytes, bytes], store: Mapping[bytes, bytes]) -> bool:

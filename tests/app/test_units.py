@@ -109,6 +109,9 @@ def test_dedupe_index_checkpoints_evicts_and_reloads() -> None:
     # A fresh index over the same (recovered) store knows the same ids and watermark.
     fresh = DedupeIndex(store, "cl", window_ms=10_000, max_per_partition=3)
     assert fresh.seen("r2") and not fresh.seen("r1") and fresh.watermark(0) == 42
+    store[b"r:legacy"] = orjson.dumps([0, T0_MS + 4000])  # JSON entries of older changelogs
+    fresh = DedupeIndex(store, "cl", window_ms=10_000, max_per_partition=4)
+    assert fresh.seen("legacy")
     fresh.add("r9", 0, T0_MS + 60_000)  # far ahead in event time: the window evicts the rest
     fresh.checkpoint(BatchSink(prod))
     assert [k for k in store if k.startswith(b"r:")] == [b"r:r9"]
