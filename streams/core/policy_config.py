@@ -73,6 +73,10 @@ class PolicyConfig:
     mu_max: float = 100.0
     nu_max: float = 100.0
     mu_init: float = 0.0
+    mu_warm_start: bool = False
+    """gar-pd: a tenant's first request on a dataset starts mu at the request's own price of
+    the floor (``warm_mu``) instead of mu_init, so mu does not spend its first hundreds of
+    requests climbing from 0 while accuracy sits under the floor."""
     carbon_ref_g: float | None = None
     """Carbon normaliser c_ref (g). None = derived from the catalog (see RoutingContext)."""
 
@@ -162,16 +166,21 @@ class PolicyConfig:
                 "slo_margin": 0.1,
                 "budget_hard": False,
                 "max_accuracy_loss": 0.0,
+                "mu_warm_start": True,
             },
-            # Floors met on average by mu (per request at most 10 points below), SLO hard,
-            # budget soft (lambda).
+            # Floors met on average by mu, with a 1.5-point margin so that daily windows hold
+            # too, (per request at most 20 points below), learning by optimistic exploration
+            # and realised-correctness feedback; SLO hard, budget soft (lambda).
             "balanced": {
                 "floor_hard": False,
-                "floor_margin": 0.005,
+                "floor_margin": 0.015,
                 "use_lcb": False,
                 "slo_margin": 0.0,
                 "budget_hard": False,
-                "max_accuracy_loss": 0.10,
+                "max_accuracy_loss": 0.20,
+                "explore_z": 1.0,
+                "feedback_weight": 0.3,
+                "mu_warm_start": True,
             },
             # Budget hard; floors soft within a stated maximum loss of 5 points per request.
             "green": {
@@ -181,6 +190,9 @@ class PolicyConfig:
                 "slo_margin": 0.0,
                 "budget_hard": True,
                 "max_accuracy_loss": 0.05,
+                "explore_z": 1.0,
+                "feedback_weight": 0.3,
+                "mu_warm_start": True,
             },
         }[mode]
         base["mode"] = mode

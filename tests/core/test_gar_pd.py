@@ -60,7 +60,8 @@ def test_paper_rule_is_invariant_to_lambda_but_ours_is_not() -> None:
 
 def test_duals_update_in_the_documented_direction() -> None:
     # Accuracy below target -> mu rises; spend above the per-request allowance -> lambda rises.
-    d = _decide(TenantState("t"), default_budget_g=1e-6)
+    # (mu starts at 0 here: no warm start, which would price the floor on the first request.)
+    d = _decide(TenantState("t"), default_budget_g=1e-6, mu_warm_start=False)
     assert d.duals_after.mu > d.duals_before.mu == 0.0
     assert d.duals_after.lam > 0.0
     rich = _decide(TenantState("t", lam=3.0), default_budget_g=1e6)

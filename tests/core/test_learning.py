@@ -4,6 +4,7 @@ realised correctness folded into the mu dual (fold_feedback), both re-derivable 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -30,9 +31,11 @@ def _catalog(small_prior: float, strength: float) -> Catalog:
 def test_exploration_tries_an_undervalued_cheap_model_but_steps_mu_on_its_mean() -> None:
     cat = _catalog(0.70, 4.0)  # small-8b: weak prior, 15 points under the 0.85 floor
     req = stream(1, dataset="gsm8k")
-    plain = get_policy("gar-pd").decide_batch(context(config(), cat), {}, req)[1][0]
+    off: dict[str, Any] = {"mu_warm_start": False, "max_accuracy_loss": 0.10}
+    plain = get_policy("gar-pd").decide_batch(context(config(explore_z=0.0, **off), cat), {},
+                                              req)[1][0]
     assert plain.model != "small-8b"  # filtered: 0.70 < floor - max loss
-    cfg = config(explore_z=1.5)
+    cfg = config(explore_z=1.5, **off)
     ctx = context(cfg, cat)
     _, (d,) = get_policy("gar-pd").decide_batch(ctx, {}, req)
     assert d.model == "small-8b"  # its optimistic accuracy passes the filter; mu = 0: greenest
@@ -46,7 +49,7 @@ def test_exploration_tries_an_undervalued_cheap_model_but_steps_mu_on_its_mean()
 
 
 def test_feedback_surprise_enters_the_next_mu_step_and_records_rederive() -> None:
-    cfg = config(feedback_weight=1.0)
+    cfg = config(feedback_weight=1.0, explore_z=0.0, mu_warm_start=False)
     cat = Catalog.from_dict(catalog_dict())
     ctx = context(cfg, cat)
     pol = get_policy("gar-pd")
@@ -58,7 +61,7 @@ def test_feedback_surprise_enters_the_next_mu_step_and_records_rederive() -> Non
     fed = fold_feedback(ctx, states, comps)
     assert fed["t"].surprise["gsm8k"] == pytest.approx(-2 * p)
     assert fed["t"].mu == states["t"].mu and fed["t"].seq == states["t"].seq
-    assert fold_feedback(context(config(), cat), states, comps) == {}  # weight 0: off
+    assert fold_feedback(context(config(feedback_weight=0.0), cat), states, comps) == {}
     new_states, second = pol.decide_batch(ctx, {**states, **fed},
                                           stream(2, dataset="gsm8k", start_ms=2_000, seed=1))
     d = second[0]
@@ -83,3 +86,26 @@ def test_surprise_round_trips_and_is_validated() -> None:
     assert TenantState.from_dict(json.loads(json.dumps(st.to_dict()))) == st
     with pytest.raises(StateError):
         TenantState.from_dict({**st.to_dict(), "surprise": {"gsm8k": float("nan")}})
+
+
+def test_warm_start_prices_the_floor_on_the_first_request_only() -> None:
+    cfg = config(mu_warm_start=True, explore_z=0.0)
+    cold_cfg = config(mu_warm_start=False, explore_z=0.0)
+    cat = Catalog.from_dict(catalog_dict())
+    ctx = context(cfg, cat)
+    pol = get_policy("gar-pd")
+    reqs = stream(2, dataset="gsm8k")
+    _, cold = pol.decide_batch(context(cold_cfg, cat), {}, reqs[:1])
+    _, (first, second) = pol.decide_batch(ctx, {}, reqs)
+    assert cold[0].duals_before.mu == 0.0 and cold[0].accuracy < cfg.floors["gsm8k"]
+    target = cfg.floors["gsm8k"] + cfg.floor_margin
+    assert first.duals_before.mu > 0.0
+    assert first.accuracy >= target  # the warm mu already buys a floor-meeting candidate
+    # The least such mu: a hair below it the argmin is still under the target.
+    lower = TenantState("t", mu={"gsm8k": first.duals_before.mu * (1 - 1e-6)})
+    _, (under,) = pol.decide_batch(context(cold_cfg, cat), {"t": lower}, reqs[:1])
+    assert under.accuracy < target
+    assert second.duals_before.mu == first.duals_after.mu  # only a missing mu is warmed
+    recs = [json.loads(json.dumps(d.to_record())) for d in (first, second)]
+    assert check_chain(recs) == []
+    assert all(rederive_record(r, cat, cfg).ok for r in recs)

@@ -52,6 +52,29 @@ def _pd_argmin(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatA
     return int(perm[int(s.argmin())])
 
 
+def warm_mu(cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray, pen_c: FloatArray,
+            lam: float, nu: float, target: float, mu_max: float) -> float:
+    """The least mu >= 0 at which the gar-pd argmin over the feasible row has accuracy >=
+    ``target`` (the per-request price of the floor), capped at mu_max; 0 if the greenest
+    candidate already meets it, mu_max if no feasible candidate does. With costs
+    s_k = (1 + lam) c~_k + nu l~_k, candidate h (acc >= target) beats j (acc < target) once
+    mu >= (s_h - s_j) / (a_h - a_j); the argmin meets the target once some h beats every j."""
+    ok = np.isfinite(pen_c)
+    if not ok.any():
+        return 0.0
+    cost = cn_c * (1.0 + lam) + ln_c * nu
+    hi = ok & (acc_c >= target)
+    lo = ok & ~hi
+    if not hi.any():
+        return mu_max
+    if not lo.any():
+        return 0.0
+    c_h, a_h = cost[hi][:, None], acc_c[hi][:, None]
+    c_j, a_j = cost[lo][None, :], acc_c[lo][None, :]
+    need = np.maximum((c_h - c_j) / (a_h - a_j), 0.0).max(axis=1)  # per h: beats every j
+    return float(min(need.min(), mu_max))
+
+
 def floor_target(cfg: PolicyConfig, floor: float) -> float:
     """The accuracy the mu dual steers the average to: F_i + floor_margin."""
     return floor + cfg.floor_margin
@@ -164,8 +187,11 @@ class GarPD(PolicyBase):
         if n > 1:
             cn_rng_l, acc_rng_l, ln_rng_l, scale_l = _bound_weights(
                 hard_c, cn_c, acc_c, ln_c, lam0, mu0, nu0)
-        else:  # a single row always runs under its guessed duals: no bound needed
-            cn_rng_l = acc_rng_l = ln_rng_l = scale_l = [0.0]
+        else:
+            # A single row runs under its guessed duals unless mu is warm-started (then its
+            # duals differ from the guess and the infinite weights force the recomputation).
+            cn_rng_l = acc_rng_l = ln_rng_l = [np.inf]
+            scale_l = [0.0]
         lam0_l, mu0_l, nu0_l = lam0.tolist(), mu0.tolist(), nu0.tolist()
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
         floors, caps = est.floor.tolist(), est.latency_cap_ms.tolist()
@@ -174,6 +200,7 @@ class GarPD(PolicyBase):
         eta_l, eta_m, eta_n = cfg.eta_lambda, cfg.eta_mu, cfg.eta_nu
         lam_max, mu_max, nu_max = cfg.lambda_max, cfg.mu_max, cfg.nu_max
         margin_f, target_ratio = cfg.floor_margin, cfg.latency_target_ratio
+        warm = cfg.mu_warm_start
         optimal, fallback = Reason.OPTIMAL, Reason.INFEASIBLE_FALLBACK
         out: list[Decision] = []
         append = out.append
@@ -189,7 +216,12 @@ class GarPD(PolicyBase):
             spend0, count0 = w.spend_g, w.count
             n_w = count0 + 1 if in_win else count0
             lam, nu = w.lam, w.nu
-            mu = w.mu.get(ds, mu_init)
+            mu = w.mu.get(ds)
+            if mu is None:
+                mu = mu_init
+                if warm and any_hard[i]:
+                    mu = warm_mu(cn_c[i], acc_c[i], ln_c[i], pen_all[i], lam, nu,
+                                 floors[i] + margin_f, mu_max)
             left = None if budget is None or not budget_hard else budget - spend0
             reason = optimal
             if left is not None:
