@@ -211,7 +211,7 @@ def eval_cmd(
             bar.update(task, advance=n, description=name)
 
         try:
-            run = run_all(scn, online, progress=tick)
+            run = run_all(scn, online, progress=tick, margin_oracle=True)
             points = floor_sweep(scn, alphas, progress=tick) if alphas else []
         except CoreError as exc:
             _fail(str(exc))

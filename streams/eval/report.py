@@ -49,6 +49,13 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     out = []
     if "gar_pd_co2_ratio_to_oracle_lp" in s:
         out.append(f"gar-pd / oracle-lp CO2: {s['gar_pd_co2_ratio_to_oracle_lp']:.3f}.")
+    if "gar_pd_co2_ratio_to_oracle_lp_at_policy_margin" in s:
+        mo = s["oracle_lp_at_policy_margin"]
+        out.append(
+            f"gar-pd / oracle-lp at the policy's floor margin (+{100 * mo['floor_margin']:.1f} "
+            f"pt): {s['gar_pd_co2_ratio_to_oracle_lp_at_policy_margin']:.3f} (that oracle: "
+            f"{100 * mo['floor_met_fraction']:.0f}% of daily windows)."
+        )
     for base in ("always_largest", "largest_greenest_region"):
         if f"gar_pd_reduction_vs_{base}" in s:
             out.append(
