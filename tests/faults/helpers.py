@@ -127,6 +127,8 @@ class TopicReader:
         self._lay = lay
         self.accounted: set[Pos] = set()  # request positions with an outcome, kept incrementally
         self.decided_ids: set[str] = set()
+        self.dispatched_ids: set[str] = set()
+        self._dispatch_topics = set(lay.dispatch.values()) if lay is not None else set()
 
     async def start(self) -> None:
         c = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
@@ -167,6 +169,8 @@ class TopicReader:
                 src = d["request_source"]
                 self.accounted.add((int(src["partition"]), int(src["offset"])))
                 self.decided_ids.add(d["request_id"])
+        elif topic in self._dispatch_topics:
+            self.dispatched_ids.update(m.key.decode() for m in msgs)
         elif topic == self._lay.dead_letter:
             for m in msgs:
                 src = orjson.loads(m.value)["source"]

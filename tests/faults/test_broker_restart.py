@@ -65,8 +65,7 @@ def test_worker_survives_broker_stop_and_crash(
         total = N_BEFORE + N_DURING + N_AFTER
 
         def done(r: TopicReader) -> bool:
-            n_dispatch = sum(len(r.records[t]) for t in lay.dispatch.values())
-            return len(r.accounted) >= total and n_dispatch >= len(r.decided_ids)
+            return len(r.accounted) >= total and r.dispatched_ids >= r.decided_ids
 
         reader = read_until(settings, outputs, done, 180.0, lay=lay)
         assert alive(worker), worker.log()[-3000:]

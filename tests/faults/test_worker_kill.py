@@ -89,8 +89,7 @@ def test_three_sigkills_lose_nothing_and_decide_nothing_twice(
             positions = await producing
 
             def done(r: TopicReader) -> bool:
-                n_dispatch = sum(len(r.records[t]) for t in lay.dispatch.values())
-                return len(r.accounted) >= len(items) and n_dispatch >= len(r.decided_ids)
+                return len(r.accounted) >= len(items) and r.dispatched_ids >= r.decided_ids
 
             await reader.until(done, 180.0)
         finally:
