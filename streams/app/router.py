@@ -185,8 +185,7 @@ class Router:
         for (req, msg), dec in decided:
             record = dec.to_record()
             sink.add(self.layout.decisions, req.tenant.encode(),
-                     decision_bytes(record, msg.source), partition=msg.partition,
-                     ts_ms=req.ts_ms)
+                     decision_bytes(record, msg.source), partition=msg.partition)
             self._dispatch(dispatch_sink, req, record)
             model = str(record["model"])
             stats.decisions_per_model[model] = stats.decisions_per_model.get(model, 0) + 1
@@ -220,8 +219,8 @@ class Router:
 
     def _dispatch(self, sink: BatchSink, req: Request, record: Mapping[str, Any]) -> None:
         topic = self.layout.dispatch[str(record["model"])]
-        sink.add(topic, req.request_id.encode(), dispatch_bytes(req, dict(record)),
-                 ts_ms=req.ts_ms)
+        # No event-time stamp (nor on decisions): see topics.TIMESTAMP_TYPE.
+        sink.add(topic, req.request_id.encode(), dispatch_bytes(req, dict(record)))
 
     def _dead_letter(
         self, sink: BatchSink, rej: Rejected, msg: RawMessage, now_ms: int, stats: BatchStats

@@ -15,6 +15,10 @@ from streams.config import Settings
 
 DAY_MS = 86_400_000
 _ILLEGAL = re.compile(r"[^A-Za-z0-9._-]")
+# Retention and the time index go by arrival, never by a producer's clock: a replayed 2023 trace
+# stamped with its event time would be older than any retention and deleted at the next check.
+# Event time stays in the payload's ``ts_ms`` (docs/architecture.md, "Record timestamps").
+TIMESTAMP_TYPE = "LogAppendTime"
 
 # Table names: also the middle part of Faust's changelog topic names ``<app_id>-<table>-changelog``.
 TENANT_TABLE = "tenant_state"
@@ -34,7 +38,10 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
     def topic_configs(self) -> dict[str, str]:
-        cfg = {"cleanup.policy": "compact" if self.compact else "delete"}
+        cfg = {
+            "cleanup.policy": "compact" if self.compact else "delete",
+            "message.timestamp.type": TIMESTAMP_TYPE,
+        }
         if self.retention_ms is not None:
             cfg["retention.ms"] = str(self.retention_ms)
         cfg.update(self.config)

@@ -72,14 +72,15 @@ def run_audit(settings: Settings, req: AuditRequest) -> tuple[AuditReport, list[
     else:
         report = audit_rows(topic, rows, rederive)
     if req.rng.start_ms is not None or req.rng.end_ms is not None:
-        # The time seek trusts Kafka timestamps to be event time within the lateness (the
-        # router stamps decisions with the request's ts_ms); say so when the data disagrees.
+        # The time seek starts at the first record whose Kafka timestamp is >= start - lateness.
+        # The control plane's topics use LogAppendTime (arrival >= event time), so only a record
+        # stamped EARLIER than its event time by more than the lateness can be missed.
         skewed = sum(
             1
             for r in rows
             if r.record is not None
             and isinstance(r.record.get("ts_ms"), int)
-            and abs(r.timestamp_ms - r.record["ts_ms"]) > req.rng.lateness_ms
+            and r.record["ts_ms"] - r.timestamp_ms > req.rng.lateness_ms
         )
         if skewed:
             report.warnings.append(
