@@ -39,6 +39,7 @@ from streams.app.views import GLOBAL_SCOPE, Views, zone_history_bytes
 from streams.config import Settings
 from streams.core.catalog import Catalog
 from streams.core.errors import CoreError
+from streams.core.inputs import Completion
 from streams.core.intensity import MAX_HISTORY_READINGS, IntensityReading
 from streams.core.policies.base import get_policy
 from streams.core.policy_config import PolicyConfig
@@ -49,6 +50,7 @@ from streams.ingress.policy import parse_policy
 from streams.ingress.rejected import Reason, Rejected, Stage
 from streams.metrics import CompletionSample, LagSample, Metrics, build_metrics
 from streams.metrics.records import record_decisions
+from streams.metrics.telemetry import estimator_samples
 from streams.security.kafka import faust_credentials
 
 log = logging.getLogger(__name__)
@@ -272,6 +274,7 @@ def create_app(
             now_ms = int(time.time() * 1000)
             touched: set[int] = set()
             samples: list[CompletionSample] = []
+            observed: list[Completion] = []
             slo_ms = views.policy.latency_slo_ms
             for msg in events_to_raw(events):
                 parsed = parse_completion(msg.value, ingress, msg.source)
@@ -287,12 +290,14 @@ def create_app(
                     continue
                 touched.add(msg.partition)
                 counters.completions += 1
+                observed.append(parsed)
                 samples.append(CompletionSample(
                     parsed.tenant, parsed.model, parsed.region, parsed.latency_ms,
                     co2_realised_g=realised_co2_g(parsed.region, parsed.ts_ms, parsed.energy_j),
                     energy_j=parsed.energy_j, correct=parsed.correct, slo_latency_ms=slo_ms,
                 ))
             metrics.completions(samples)
+            record_estimator_error(observed)
             if touched:
                 views.mark_estimators_dirty()
             now = time.monotonic()
@@ -300,6 +305,35 @@ def create_app(
                 publish_estimators(sink)
                 state["est_published"] = now
             await sink.flush()
+
+    def record_estimator_error(observed: list[Completion]) -> None:
+        """Estimated (what the router prices with now) vs observed accuracy, p95 latency and
+        energy per candidate: the estimator-health measurements."""
+        if metrics.writer is None or not observed:
+            return
+        snap = views.context(refresh_estimators=False).snapshot
+        cands, accs = estimator_samples(catalog, observed, snap)
+        metrics.candidates(cands)
+        metrics.accuracy(accs)
+
+    def faust_lag() -> list[LagSample]:
+        """Lag of the topics Faust reads for this worker (completions; requests on the faust hot
+        path): high watermark minus the next offset to read."""
+        consumer = app.consumer
+        read_offsets: Any = getattr(consumer, "_read_offset", {})  # Faust's last read, per tp
+        out = []
+        for tp in consumer.assignment():
+            if tp.topic not in (layout.completions, layout.requests):
+                continue
+            read = read_offsets.get(tp)
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # not fetched yet
+                continue
+            if high is not None and read is not None:
+                out.append(LagSample(tp.topic, tp.partition, settings.app_id,
+                                     max(0, int(high) - int(read) - 1)))
+        return out
 
     def realised_co2_g(region: str, ts_ms: int, energy_j: float | None) -> float | None:
         """Measured energy x the zone's intensity at completion time x PUE (metrics only: the
@@ -401,6 +435,8 @@ def create_app(
         if direct is not None:
             metrics.consumer_lag([LagSample(layout.requests, p, settings.app_id, n)
                                   for p, n in direct.lag().items()])
+        if metrics.writer is not None:
+            metrics.consumer_lag(faust_lag())
         t = router.totals
         log.info("routed=%d decided=%d dead=%d dup=%d completions=%d batches=%d",
                  t.messages, t.decided, t.dead_lettered, t.duplicates, counters.completions,

@@ -96,12 +96,15 @@ def wait_log(worker: WorkerProc, needle: str, timeout_s: float) -> None:
     raise TimeoutError(f"{needle!r} not in worker log: {worker.log()[-2000:]}")
 
 
-def start_worker(settings: Settings, log_path: Path, loglevel: str = "info") -> WorkerProc:
+def start_worker(
+    settings: Settings, log_path: Path, loglevel: str = "info", env: dict[str, str] | None = None
+) -> WorkerProc:
+    """``env`` adds to / overrides the settings' environment (e.g. enable metrics)."""
     gar = Path(sys.executable).with_name("gar")
     out = log_path.open("wb")
     proc = subprocess.Popen(
         [str(gar), "worker", "--loglevel", loglevel],
-        env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT,
+        env=settings_env(settings) | (env or {}), stdout=out, stderr=subprocess.STDOUT,
     )
     return WorkerProc(proc, log_path)
 
@@ -134,7 +137,7 @@ async def read_all(
     await consumer.start()
     out: dict[str, list[Any]] = {t: [] for t in topics}
     try:
-        tps = []
+        tps: list[TopicPartition] = []
         for t in topics:
             parts = await _partitions(consumer, t)
             tps.extend(TopicPartition(t, p) for p in parts)
