@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from streams.core.catalog import FloatArray
 from streams.core.context import BoolArray, Estimates, RoutingContext
 from streams.core.intensity import ZoneIntensity
 from streams.core.tenant import Duals
@@ -165,8 +166,8 @@ class Decision(NamedTuple):
             "region": r,
             "reason": self.reason,
             "co2_g": co2[k],
-            "accuracy_est": b.acc_est[i][k] + self.feedback if self.feedback
-            else b.acc_est[i][k],
+            "accuracy_est": (acc[k] if b.acc_est is None else b.acc_est.item(i, k))
+            + self.feedback,
             "latency_p95_ms_est": lat[k],
             "floor": b.floor[i],
             "latency_cap_ms": b.cap[i],
@@ -208,10 +209,14 @@ class BatchRows:
                  chose_on_optimistic: bool = False) -> None:
         cat = ctx.catalog
         self.co2: list[list[float]] = est.co2_g.tolist()
-        self.acc_est: list[list[float]] = est.accuracy.tolist()
-        self.acc = self.acc_est
+        # Only the chosen entry of the scoring accuracy is recorded when the policy chose on
+        # the optimistic one: read it with .item() rather than converting a second matrix.
+        self.acc_est: FloatArray | None = None
         if chose_on_optimistic and est.accuracy_choice is not None:
-            self.acc = est.accuracy_choice.tolist()
+            self.acc: list[list[float]] = est.accuracy_choice.tolist()
+            self.acc_est = est.accuracy
+        else:
+            self.acc = est.accuracy.tolist()
         self.lat: list[list[float]] = est.latency_ms.tolist()
         self.floor: list[float] = est.floor.tolist()
         self.cap: list[float] = est.latency_cap_ms.tolist()
