@@ -117,7 +117,8 @@ async def _publish(settings: Settings, topic: str, key: bytes, value: bytes) -> 
         await prod.stop()
 
 
-def _env(settings: Settings) -> dict[str, str]:
+def child_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes a child ``gar`` process (worker, tools) use ``settings``' run."""
     env = dict(os.environ)
     env.update({
         "GAR_APP_ID": settings.app_id,
@@ -131,7 +132,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def _gar(args: list[str], settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     gar = Path(sys.executable).with_name("gar")
-    return subprocess.Popen([str(gar), *args], env=_env(settings), stdout=log.open("wb"),
+    return subprocess.Popen([str(gar), *args], env=child_env(settings), stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)
 
 

@@ -142,6 +142,21 @@ def eval_cmd(
         str | None,
         typer.Option("--policy-config", help="JSON object of PolicyConfig field overrides."),
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Drive a real gar worker on Kafka with the trace (GAR_KAFKA__* settings, "
+            "private topics) and compare its decisions with the offline run; exit 1 on any "
+            "mismatch. Policies default to gar-pd; use a small --requests.",
+        ),
+    ] = False,
+    live_timeout_s: Annotated[
+        float, typer.Option("--live-timeout", help="Seconds to wait for any one step (--live).")
+    ] = 120.0,
+    keep_topics: Annotated[
+        bool, typer.Option("--keep-topics", help="Keep the --live run's topics for inspection.")
+    ] = False,
 ) -> None:
     """Run every policy and both oracles over a trace built from real data."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -197,6 +212,9 @@ def eval_cmd(
     except (KeyError, ValueError, CoreError) as exc:
         _fail(str(exc).strip("'\""))
         return
+    if live:
+        _live(scn, _split(policies) or ["gar-pd"], json_out, live_timeout_s, keep_topics)
+        return
     wanted = _split(policies) or default_policies()
     online = [p for p in wanted if p not in ORACLE_NAMES]
     alphas = _floats(sweep)
@@ -231,6 +249,37 @@ def eval_cmd(
 
     typer.echo(markdown_table(report))
     typer.echo(f"wrote {json_out} and {out_dir}/")
+
+
+def _live(
+    scn: Any, policies: list[str], json_out: Path, timeout_s: float, keep_topics: bool
+) -> None:
+    """``gar eval --live``: see streams/eval/live.py."""
+    from streams.eval.live import LiveError, run_live
+    from streams.eval.runner import ORACLE_NAMES
+
+    if any(p in ORACLE_NAMES for p in policies):
+        _fail("--live runs policies, not the oracles")
+    results = {}
+    for name in policies:
+        try:
+            res = run_live(load_settings(), scn, name, work_dir=json_out.parent / "eval-live",
+                           timeout_s=timeout_s, keep_topics=keep_topics)
+        except (LiveError, OSError) as exc:
+            _fail(f"{name}: {exc}")
+            return
+        c = res.comparison
+        results[name] = res.to_dict()
+        typer.echo(f"{name}: {c.agree}/{c.n_offline} decisions agree "
+                   f"({100 * c.agree / max(c.n_offline, 1):.2f}%), online {c.n_online}, "
+                   f"dead letters {len(res.dead_letters)}, {res.elapsed_s:.1f} s")
+        for m in c.mismatches[:5]:
+            typer.echo(f"  mismatch {m}")
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps({"live": results, "scenario": scn.describe()}, indent=2,
+                                   default=float) + "\n", encoding="utf-8")
+    if not all(r["identical"] for r in results.values()):
+        raise typer.Exit(1)
 
 
 def catalog_build(
