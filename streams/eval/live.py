@@ -144,6 +144,12 @@ class _Watcher:
             if not parts:
                 raise LiveError(f"no metadata for topic {t}")
             tps.extend(TopicPartition(t, p) for p in parts)
+        cluster = self.consumer._client.cluster
+        for _ in range(100):  # fresh topics: wait for leaders (else noisy fetch retries)
+            if all((cluster.leader_for_partition(tp) or -1) >= 0 for tp in tps):
+                break
+            await self.consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
         self.consumer.assign(tps)
         await self.consumer.seek_to_beginning(*tps)
 
