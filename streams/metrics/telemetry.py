@@ -50,38 +50,26 @@ def record_completions(
     snap = estimators.snapshot() if estimators is not None else None
     samples: list[CompletionSample] = []
     for c in completions:
+        co2_realised_g: float | None = None
+        co2_est_g: float | None = None
         k = _index(catalog, c)
-        if k is None:  # telemetry for a deployment not in this catalog: count it plainly
-            samples.append(
-                CompletionSample(
-                    c.tenant,
-                    c.model,
-                    c.region,
-                    c.latency_ms,
-                    energy_j=c.energy_j,
-                    correct=c.correct,
-                    slo_latency_ms=slo_latency_ms,
-                )
-            )
-            continue
-        ri = int(catalog.cand_region_idx[k])
-        reading = intensity.latest(catalog.regions[ri].zone)
-        g_per_j = (
-            None
-            if reading is None
-            else (reading.intensity_g_per_kwh * float(catalog.pue[ri]) / J_PER_KWH)
-        )
-        predicted_j = _predicted_j(catalog, k, c, snap)
+        # A deployment not in this catalog is counted plainly (no zone, so no CO2).
+        if k is not None:
+            ri = int(catalog.cand_region_idx[k])
+            reading = intensity.latest(catalog.regions[ri].zone)
+            if reading is not None:
+                g_per_j = reading.intensity_g_per_kwh * float(catalog.pue[ri]) / J_PER_KWH
+                co2_est_g = _predicted_j(catalog, k, c, snap) * g_per_j
+                if c.energy_j is not None:
+                    co2_realised_g = c.energy_j * g_per_j
         samples.append(
             CompletionSample(
                 c.tenant,
                 c.model,
                 c.region,
                 c.latency_ms,
-                co2_realised_g=None
-                if g_per_j is None or c.energy_j is None
-                else c.energy_j * g_per_j,
-                co2_est_g=None if g_per_j is None else predicted_j * g_per_j,
+                co2_realised_g=co2_realised_g,
+                co2_est_g=co2_est_g,
                 energy_j=c.energy_j,
                 correct=c.correct,
                 slo_latency_ms=slo_latency_ms,
