@@ -105,36 +105,15 @@ def topic_specs(settings: Settings, models: Iterable[str]) -> list[TopicSpec]:
     ]
     # Faust changelogs: tenant-keyed tables are co-partitioned with requests; GlobalTables use a
     # single partition (Faust's documented workaround for GlobalTable recovery loops).
+    changelogs = (
+        (TENANT_TABLE, p, "duals + budgets per tenant"),
+        (DEDUPE_TABLE, p, "request id -> decision record"),
+        (INTENSITY_TABLE, 1, "latest intensity per zone (the compacted latest view)"),
+        (POLICY_TABLE, 1, "active policy, versioned"),
+        (ESTIMATOR_TABLE, 1, "estimator snapshot per completions partition"),
+    )
     specs += [
-        TopicSpec(
-            changelog_topic_name(settings, TENANT_TABLE),
-            p,
-            compact=True,
-            role="duals + budgets per tenant",
-        ),
-        TopicSpec(
-            changelog_topic_name(settings, DEDUPE_TABLE),
-            p,
-            compact=True,
-            role="request id -> decision record",
-        ),
-        TopicSpec(
-            changelog_topic_name(settings, INTENSITY_TABLE),
-            1,
-            compact=True,
-            role="latest intensity per zone (the compacted latest view)",
-        ),
-        TopicSpec(
-            changelog_topic_name(settings, POLICY_TABLE),
-            1,
-            compact=True,
-            role="active policy, versioned",
-        ),
-        TopicSpec(
-            changelog_topic_name(settings, ESTIMATOR_TABLE),
-            1,
-            compact=True,
-            role="estimator snapshot per completions partition",
-        ),
+        TopicSpec(changelog_topic_name(settings, table), partitions, compact=True, role=role)
+        for table, partitions, role in changelogs
     ]
     return specs
