@@ -10,6 +10,7 @@
   ``settings_factory(topics={"partitions": 2}, worker={"batch_max": 10})``.
 - ``private_broker``: a PRIVATE Kafka broker (own ports and data dir) for start/stop/kill tests;
   never stop the shared one.
+- ``shared_data`` (session): the shared real-data directory; skips the test when it is absent.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ def settings_factory(topic_prefix: str, app_id: str) -> SettingsFactory:
 @pytest.fixture
 def settings(settings_factory: SettingsFactory) -> Settings:
     return settings_factory()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = Settings().data.shared_data_dir
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
 
 
 @pytest.fixture

@@ -5,19 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.config import Settings
 from streams.eval.scenario import Scenario, ScenarioSettings, build_scenario
 
 SMALL_REQUESTS = 500
 SMALL_DAYS = 2.0
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    path = Settings().data.shared_data_dir
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
 
 
 def small_settings(shared_data: Path, **changes: object) -> ScenarioSettings:
