@@ -60,9 +60,6 @@ class CorrectnessData:
         rows = self.dataset_idx == d
         return float(np.mean(self.correct[rows, self.model_index(model)] >= 0))
 
-    def models_for(self, dataset: str, min_coverage: float = 1.0) -> list[str]:
-        return [m for m in self.models if self.coverage(m, dataset) >= min_coverage]
-
     def accuracy(self, model: str, dataset: str) -> float:
         """Mean correctness over the questions the model answered (NaN if none)."""
         d = self.datasets.index(dataset)
