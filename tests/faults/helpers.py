@@ -248,6 +248,18 @@ def changelog(settings: Settings, table: str) -> str:
     return f"{settings.app_id}-{table}-changelog"
 
 
+def latest_tenant_states(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The newest tenant_state changelog value per tenant (read for 3 s; tombstones skipped)."""
+    topic = changelog(settings, "tenant_state")
+    r = read_until(settings, [topic], lambda _: False, 3.0)
+    latest: dict[str, dict[str, Any]] = {}
+    for m in r.records[topic]:
+        if m.value is not None:
+            st = orjson.loads(m.value)
+            latest[st["tenant"]] = st
+    return latest
+
+
 def publish_policy(settings: Settings, config: PolicyConfig, name: str = "gar-pd") -> None:
     """Publish a policy on the policy topic and wait until the worker applied it. Only the
     fields that differ from the core's defaults are sent (the parser fills in the rest), so the

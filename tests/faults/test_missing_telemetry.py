@@ -16,6 +16,7 @@ from faults.helpers import (
     alive,
     changelog,
     create_topics,
+    latest_tenant_states,
     layout,
     produce,
     publish_policy,
@@ -41,17 +42,6 @@ def _requests(prefix: str, t0_ms: int) -> list[tuple[bytes | None, bytes]]:
         t = TENANTS[i % len(TENANTS)]
         out.append((t.encode(), request(i, t, t0_ms + i * 500, prefix=prefix)))  # 150 s span
     return out
-
-
-def _latest_states(settings: Any) -> dict[str, dict[str, Any]]:
-    topic = changelog(settings, "tenant_state")
-    r = read_until(settings, [topic], lambda _: False, 3.0)
-    latest: dict[str, dict[str, Any]] = {}
-    for m in r.records[topic]:
-        if m.value is not None:
-            st = orjson.loads(m.value)
-            latest[st["tenant"]] = st
-    return latest
 
 
 def test_budgets_use_estimates_when_telemetry_is_missing_and_do_not_leak(
@@ -80,14 +70,14 @@ def test_budgets_use_estimates_when_telemetry_is_missing_and_do_not_leak(
         produce(settings, lay.completions, [(b"a", encode(completion_record(c))) for c in comps])
         est = changelog(settings, "estimators")
         read_until(settings, [est], lambda r: bool(r.records[est]), 60.0)
-        mid = _latest_states(settings)
+        mid = latest_tenant_states(settings)
         # Two windows of event time later, more traffic: the first phase must be forgotten.
         produce(settings, lay.requests, _requests("two", T0_MS + 2 * WINDOW_MS))
         r = read_until(settings, [lay.decisions],
                        lambda r: len(r.decided_ids) >= 2 * PER_PHASE, 60.0, lay)
         second = [d for d in (orjson.loads(m.value) for m in r.records[lay.decisions])
                   if d["request_id"].startswith("two-")]
-        end = _latest_states(settings)
+        end = latest_tenant_states(settings)
         assert alive(worker), worker.log()[-3000:]
     finally:
         worker.stop()

@@ -17,8 +17,8 @@ from faults.helpers import (
     T0_MS,
     account,
     alive,
-    changelog,
     create_topics,
+    latest_tenant_states,
     layout,
     produce,
     publish_policy,
@@ -73,12 +73,9 @@ def _run(settings: Settings, tmp: Path, items: list[tuple[bytes | None, bytes]],
         reader = read_until(settings, [lay.decisions, lay.dead_letter],
                             lambda r: len(r.accounted) >= len(positions), 90.0, lay)
         assert alive(worker), worker.log()[-3000:]
-        topic = changelog(settings, "tenant_state")
-        states = read_until(settings, [topic], lambda _: False, 3.0)
+        latest = latest_tenant_states(settings)
     finally:
         worker.stop()
-    latest = {orjson.loads(m.value)["tenant"]: orjson.loads(m.value)
-              for m in states.records[topic] if m.value is not None}
     acc = account(reader, lay)
     victim = {d["request_id"]: d for d in acc.decisions if d["tenant"] == "victim"}
     return victim, latest, acc
