@@ -253,25 +253,12 @@ class Metrics:
             return
         ts = self._ts(ts_ms)
         for s in samples:
-            self._w.add(
-                DUALS,
-                self._tags(tenant=s.tenant, dual="lambda", dataset="all"),
-                {"value": s.lambda_carbon},
-                ts,
-            )
-            self._w.add(
-                DUALS,
-                self._tags(tenant=s.tenant, dual="nu", dataset="all"),
-                {"value": s.nu_latency},
-                ts,
-            )
-            for dataset, mu in s.mu_accuracy_by_dataset.items():
-                self._w.add(
-                    DUALS,
-                    self._tags(tenant=s.tenant, dual="mu", dataset=dataset),
-                    {"value": mu},
-                    ts,
-                )
+            # One point per dual; lambda and nu are not per dataset.
+            points = [("lambda", "all", s.lambda_carbon), ("nu", "all", s.nu_latency)]
+            points += [("mu", d, mu) for d, mu in s.mu_accuracy_by_dataset.items()]
+            for dual, dataset, value in points:
+                tags = self._tags(tenant=s.tenant, dual=dual, dataset=dataset)
+                self._w.add(DUALS, tags, {"value": value}, ts)
 
     # -- estimators ---------------------------------------------------------------------
     def accuracy(self, samples: Iterable[AccuracySample], ts_ms: int | None = None) -> None:
