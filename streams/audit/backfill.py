@@ -13,11 +13,10 @@ from typing import Any
 
 from streams.audit.reader import DecisionRow
 from streams.core import Catalog, Completion
+from streams.core.context import J_PER_KWH
 from streams.metrics import CompletionSample, Metrics
 from streams.metrics.records import LargestBaseline, record_decision_batch
 from streams.metrics.telemetry import estimator_samples
-
-J_PER_KWH = 3.6e6
 
 
 def backfill(

@@ -16,8 +16,7 @@ import numpy as np
 from streams.audit.reader import DecisionRow, ReadRange, read_decisions
 from streams.config import Settings
 from streams.core import Catalog
-
-J_PER_KWH = 3.6e6
+from streams.core.context import J_PER_KWH
 
 
 @dataclass

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from streams.core import Catalog, Completion, EstimatorSnapshot, EstimatorState, IntensityView
+from streams.core.context import J_PER_KWH
 from streams.core.estimators import PRIOR_P95_FACTOR
 from streams.metrics.measurements import (
     AccuracySample,
@@ -31,7 +32,6 @@ from streams.metrics.measurements import (
     Metrics,
 )
 
-J_PER_KWH = 3.6e6
 MIN_P95_SAMPLES = 20
 
 
