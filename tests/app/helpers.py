@@ -139,7 +139,7 @@ async def read_all(
     try:
         tps: list[TopicPartition] = []
         for t in topics:
-            parts = await _partitions(consumer, t)
+            parts = await topic_partitions(consumer, t)
             tps.extend(TopicPartition(t, p) for p in parts)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -155,8 +155,9 @@ async def read_all(
     return out
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(50):
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, tries: int = 50) -> set[int]:
+    """The topic's partitions, refreshing metadata every 0.1 s until it is known."""
+    for _ in range(tries):
         parts = consumer.partitions_for_topic(topic)
         if parts:
             return set(parts)

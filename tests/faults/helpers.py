@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from app.helpers import SMALL_CATALOG, WorkerProc, settings_env
+from app.helpers import SMALL_CATALOG, WorkerProc, settings_env, topic_partitions
 
 from streams.app.admin import ensure_topics
 from streams.app.topics import TopicLayout, topic_specs
@@ -137,14 +137,7 @@ class TopicReader:
         await c.start()
         tps: list[TopicPartition] = []
         for t in self.topics:
-            for _ in range(100):
-                parts = c.partitions_for_topic(t)
-                if parts:
-                    break
-                await c._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"no metadata for {t}")
+            parts = await topic_partitions(c, t, tries=100)
             tps.extend(TopicPartition(t, p) for p in parts)
         c.assign(tps)
         await c.seek_to_beginning(*tps)
