@@ -26,7 +26,7 @@ from streams.core.estimators import (
 )
 from streams.core.inputs import Request
 from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensity
-from streams.core.policy_config import PolicyConfig
+from streams.core.policy_config import LATENCY_QUANTILES, PolicyConfig
 
 BoolArray = npt.NDArray[np.bool_]
 _REQUEST_COLUMNS = attrgetter(
@@ -93,7 +93,8 @@ class RoutingContext:
     region_ts_ms: IntArray  # (R,) latest reading ts, -1 missing
     region_fallback: FloatArray  # (R,) stale value
     params_b: FloatArray  # (M,)
-    latency_factor: FloatArray  # (K,) p95 slowness factor (PRIOR_P95_FACTOR below min count)
+    latency_factor: FloatArray  # (K,) slowness factor at config.latency_quantile
+    # (PRIOR_P95_FACTOR below the min count)
 
     @classmethod
     def build(
@@ -164,8 +165,9 @@ class RoutingContext:
             region_ts_ms=np.asarray(ts, dtype=np.int64),
             region_fallback=np.asarray(fallback, dtype=np.float64),
             params_b=np.asarray([m.params_b for m in models]),
-            latency_factor=np.where(np.isnan(snap.latency_factor_p95), PRIOR_P95_FACTOR,
-                                    snap.latency_factor_p95),
+            latency_factor=np.nan_to_num(
+                snap.latency_factor_q[LATENCY_QUANTILES.index(config.latency_quantile)],
+                nan=PRIOR_P95_FACTOR),
         )
         for a in arrays.values():
             a.flags.writeable = False

@@ -12,7 +12,9 @@
   (reported) and of the *slowness factor* latency / (TTFT + ITL x output tokens) of the
   catalog model (routed on): a request's p95 is the factor's p95 x (TTFT + ITL x its own
   estimated output tokens), so a candidate that served long answers does not look slow for
-  short ones. Below ``LATENCY_MIN_COUNT`` samples the factor is ``PRIOR_P95_FACTOR``.
+  short ones. The factor is read at each of ``LATENCY_QUANTILES``; the policy config picks
+  one (``latency_quantile``). Below ``LATENCY_MIN_COUNT`` samples the factor is
+  ``PRIOR_P95_FACTOR``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from streams.core.catalog import Catalog, FloatArray
 from streams.core.errors import StateError, TelemetryError
 from streams.core.inputs import Completion
 from streams.core.latency import WindowedSketch
+from streams.core.policy_config import LATENCY_QUANTILES
 
 OUTPUT_PRIOR_COUNT = 10.0
 ENERGY_PRIOR_REQUESTS = 10.0
@@ -62,6 +65,7 @@ class EstimatorSnapshot:
     energy_scale: FloatArray  # (K,)
     latency_p95_ms: FloatArray  # (K,), NaN where fewer than LATENCY_MIN_COUNT samples
     latency_factor_p95: FloatArray  # (K,) p95 of latency / (TTFT + ITL x out), NaN likewise
+    latency_factor_q: FloatArray  # (len(LATENCY_QUANTILES), K) the factor at each quantile
     latency_count: FloatArray  # (K,)
     seq: int
 
@@ -175,20 +179,22 @@ class EstimatorState:
         w0 = ENERGY_PRIOR_REQUESTS * ref
         scale = (w0 + self.energy_meas_j) / (w0 + self.energy_pred_j)
         p95 = np.full(k, np.nan)
-        f95 = np.full(k, np.nan)
+        fq = np.full((len(LATENCY_QUANTILES), k), np.nan)
         cnt = np.zeros(k)
         for i, (ws, wf) in enumerate(zip(self.latency, self.latency_factor, strict=True)):
             q, c = ws.quantile(P95)
             cnt[i] = c
             if q is not None and c >= LATENCY_MIN_COUNT:
                 p95[i] = q
-            qf, cf = wf.quantile(P95)
-            if qf is not None and cf >= LATENCY_MIN_COUNT:
-                f95[i] = qf
-        arrays = (mean, lcb, n, out_tok, scale, p95, f95, cnt)
+            qs, cf = wf.quantiles(LATENCY_QUANTILES)
+            if cf >= LATENCY_MIN_COUNT:
+                fq[:, i] = [np.nan if v is None else v for v in qs]
+        f95 = fq[LATENCY_QUANTILES.index(P95)]
+        arrays = (mean, lcb, n, out_tok, scale, p95, f95, fq, cnt)
         for arr in arrays:
             arr.flags.writeable = False
-        return EstimatorSnapshot(mean, lcb, lcb_z, n, out_tok, scale, p95, f95, cnt, self.seq)
+        return EstimatorSnapshot(mean, lcb, lcb_z, n, out_tok, scale, p95, f95, fq, cnt,
+                                 self.seq)
 
     # --- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

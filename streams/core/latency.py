@@ -103,6 +103,13 @@ class WindowedSketch:
             return None, 0.0
         return m.get_quantile_value(q), float(m.count)
 
+    def quantiles(self, qs: tuple[float, ...]) -> tuple[list[float | None], float]:
+        """(each q-quantile, or None if empty; count), merging the windows once."""
+        m = self.merged()
+        if m.count <= 0:
+            return [None] * len(qs), 0.0
+        return [m.get_quantile_value(q) for q in qs], float(m.count)
+
     def to_dict(self) -> dict[str, Any]:
         return {str(w): sketch_to_dict(s) for w, s in sorted(self.windows.items())}
 

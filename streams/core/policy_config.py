@@ -16,6 +16,7 @@ from streams.core.errors import PolicyConfigError
 
 Mode = Literal["strict", "balanced", "green"]
 MODES: tuple[Mode, ...] = ("strict", "balanced", "green")
+LATENCY_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.95)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,10 @@ class PolicyConfig:
     latency_slo_ms: float = 5_000.0
     """p95 SLO L. Candidates with estimated p95 > L*(1 - slo_margin) are filtered (hard)."""
     slo_margin: float = 0.0
+    latency_quantile: float = 0.95
+    """Quantile of each request's serving latency that the SLO filter and the nu term use (one
+    of LATENCY_QUANTILES): 0.95 = every request's own p95 within the SLO (strict); lower
+    values hold the SLO as the population p95 it is measured as."""
     latency_target_ratio: float = 0.8
     """nu keeps the mean normalised latency of choices <= this fraction of the SLO."""
 
@@ -126,6 +131,8 @@ class PolicyConfig:
                 raise PolicyConfigError(f"{name} must be >= 0")
         if self.latency_slo_ms <= 0 or self.latency_target_ratio <= 0:
             raise PolicyConfigError("latency_slo_ms and latency_target_ratio must be > 0")
+        if self.latency_quantile not in LATENCY_QUANTILES:
+            raise PolicyConfigError(f"latency_quantile must be one of {LATENCY_QUANTILES}")
         if self.slo_margin >= 1:
             raise PolicyConfigError("slo_margin must be < 1")
         if self.budget_window_ms <= 0 or self.budget_buckets <= 0:
@@ -181,6 +188,7 @@ class PolicyConfig:
                 "explore_z": 1.0,
                 "feedback_weight": 0.3,
                 "mu_warm_start": True,
+                "latency_quantile": 0.8,
             },
             # Budget hard; floors soft within a stated maximum loss of 5 points per request.
             "green": {

@@ -150,3 +150,25 @@ def test_latency_estimate_scales_with_each_requests_output_tokens() -> None:
     assert long_ == pytest.approx(1.2 * (spec.ttft_ms + spec.itl_ms * 400), rel=0.02)
     # The raw p95 (reported, not routed on) is that of the long answers.
     assert snap.latency_p95_ms[k] == pytest.approx(long_, rel=0.02)
+
+
+def test_latency_quantile_picks_the_factor_quantile_the_policy_filters_on() -> None:
+    from streams.core import PolicyConfigError
+
+    from .helpers import config
+
+    cat = small_catalog()
+    st = EstimatorState(cat)
+    spec = cat.models[cat.model_index["small-8b"]]
+    k = cat.candidate_index("small-8b", "eu-north")
+    nominal = spec.ttft_ms + spec.itl_ms * 100
+    for i in range(200):  # slowness factors spread uniformly over [1.0, 2.0)
+        st.observe(comp(i, out=100, latency_ms=nominal * (1.0 + i / 200)))
+    req = Request("r", "t", "gsm8k", 100, 100, "eu", 0)
+    rtt = cat.rtt_ms[cat.client_index["eu"], cat.cand_region_idx[k]]
+    lat = {q: context(config(latency_quantile=q), estimators=st).estimate([req])
+           .latency_ms[0, k] - rtt for q in (0.5, 0.8, 0.95)}
+    for q, got in lat.items():
+        assert got == pytest.approx(nominal * (1.0 + q), rel=0.03)
+    with pytest.raises(PolicyConfigError):
+        config(latency_quantile=0.9)
