@@ -39,6 +39,7 @@ CONFIG_FIELDS: dict[str, tuple[str, float, float]] = {
     "feedback_weight": ("num", 0.0, 10.0),
     "latency_slo_ms": ("num", 1e-3, 3_600_000.0),
     "slo_margin": ("num", 0.0, 0.999),
+    "latency_quantile": ("num", 0.5, 0.95),
     "latency_target_ratio": ("num", 1e-3, 10.0),
     "budgets_g": ("budgets", 1e-9, 1e15),
     "default_budget_g": ("num?", 1e-9, 1e15),
