@@ -67,6 +67,18 @@ def _stale_samples(url: str, tag: str) -> list[tuple[int, float]]:
                                                                 strict=True))
 
 
+def _wait_stale_samples(url: str, tag: str, want: float, timeout_s: float = 20.0
+                       ) -> list[tuple[int, float]]:
+    """Poll until the newest stale-metric sample equals ``want``: the worker flushes metrics
+    about once a second and the store makes points queryable ~1 s after the write."""
+    deadline = time.monotonic() + timeout_s
+    samples = _stale_samples(url, tag)
+    while not (samples and samples[-1][1] == want) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        samples = _stale_samples(url, tag)
+    return samples
+
+
 def test_stale_intensity_falls_back_conservatively_and_recovers(
     settings_factory: Any, catalog_path: Path, tmp_path: Path, unique_id: str
 ) -> None:
@@ -91,14 +103,13 @@ def test_stale_intensity_falls_back_conservatively_and_recovers(
         phases["fresh"] = _phase(settings, "fresh", T0_MS + 10 * MIN, PER_PHASE)
         # 2. The feed stops: 45 min of event time later, no new reading.
         phases["stale"] = _phase(settings, "stale", T0_MS + 45 * MIN, 2 * PER_PHASE)
-        stale_metric = _stale_samples(settings.influx.url, tag)
+        stale_metric = _wait_stale_samples(settings.influx.url, tag, 1.0)
         # 3. The feed comes back.
         publish_intensity(settings, [IntensityReading("GB", 150.0, T0_MS + 50 * MIN, "test"),
                                      IntensityReading("US-MIDA-PJM", 420.0, T0_MS + 50 * MIN,
                                                       "test")])
         phases["back"] = _phase(settings, "back", T0_MS + 55 * MIN, 3 * PER_PHASE)
-        time.sleep(1.0)  # one metrics flush
-        final_metric = _stale_samples(settings.influx.url, tag)
+        final_metric = _wait_stale_samples(settings.influx.url, tag, 0.0)
         assert alive(worker), worker.log()[-3000:]
     finally:
         worker.stop()
