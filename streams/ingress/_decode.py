@@ -100,5 +100,3 @@ def _json_type(value: Any) -> str:
         float: "number",
         bool: "boolean",
     }.get(type(value), "null")
-
-
