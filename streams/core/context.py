@@ -9,7 +9,7 @@ vectorised; policies only loop where the duals make request i depend on request 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 import numpy as np
@@ -94,6 +94,9 @@ class RoutingContext:
     region_fallback: FloatArray  # (R,) stale value
     params_b: FloatArray  # (M,)
     latency_factor: FloatArray  # (K,) slowness factor at config.latency_quantile
+    # Overrides -> (validation result, eligibility row): real requests repeat a few allow-lists.
+    _override_memo: dict[tuple[object, ...], tuple[str | None, BoolArray]] = field(
+        default_factory=dict, repr=False, compare=False)
     # (PRIOR_P95_FACTOR below the min count)
 
     @classmethod
@@ -180,6 +183,20 @@ class RoutingContext:
         """None if ``req`` can be routed, else a short reason for the dead-letter record."""
         if not req.has_overrides:
             return None
+        return self._overrides(req)[0]
+
+    def _overrides(self, req: Request) -> tuple[str | None, BoolArray]:
+        key = (req.allow_models, req.deny_models, req.allow_regions, req.deny_regions)
+        hit = self._override_memo.get(key)
+        if hit is None:
+            row = self._eligible_row_uncached(req)
+            row.setflags(write=False)  # shared by every request with these overrides
+            hit = (self._validate_overrides(req), row)
+            if len(self._override_memo) < 4096:
+                self._override_memo[key] = hit
+        return hit
+
+    def _validate_overrides(self, req: Request) -> str | None:
         cat = self.catalog
         for name in (*(req.allow_models or ()), *(req.deny_models or ())):
             if name not in cat.model_index:
@@ -187,7 +204,7 @@ class RoutingContext:
         for name in (*(req.allow_regions or ()), *(req.deny_regions or ())):
             if name not in cat.region_index:
                 return f"unknown_region:{name}"
-        if not self._eligible_row(req).any():
+        if not self._eligible_row_uncached(req).any():
             return "no_eligible_candidate"
         return None
 
@@ -205,6 +222,9 @@ class RoutingContext:
         return ok, bad
 
     def _eligible_row(self, req: Request) -> BoolArray:
+        return self._overrides(req)[1]
+
+    def _eligible_row_uncached(self, req: Request) -> BoolArray:
         cat = self.catalog
         m_ok = np.ones(len(cat.models), dtype=bool)
         r_ok = np.ones(len(cat.regions), dtype=bool)
