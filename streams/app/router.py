@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import orjson
 
 from streams.app.checkpoint import TENANT_KEY, CheckpointedMap
 from streams.app.dedupe import DedupeIndex, dedupe_key
-from streams.app.records import dead_letter_bytes, decision_bytes, dispatch_bytes
+from streams.app.records import BatchEncoder, dead_letter_bytes, dispatch_bytes
 from streams.app.sink import BatchSink
 from streams.app.topics import TopicLayout
 from streams.core.catalog import Catalog
@@ -33,9 +33,9 @@ from streams.ingress.requests import parse_request
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """One consumed Kafka record (what a Faust event carries, minus Faust)."""
+class RawMessage(NamedTuple):
+    """One consumed Kafka record (what a Faust event carries, minus Faust). A named tuple:
+    one is built per consumed message, and a frozen dataclass costs a setattr per field."""
 
     topic: str
     partition: int
@@ -126,9 +126,9 @@ class Router:
         now_ms = int(time.time() * 1000)
         todo: list[tuple[Request, RawMessage]] = []
         for msg in batch:
-            parsed = parse_request(msg.value, self.ingress, msg.source)
-            if isinstance(parsed, Rejected):
-                self._dead_letter(sink, parsed, msg, now_ms, stats)
+            parsed = parse_request(msg.value, self.ingress)
+            if isinstance(parsed, Rejected):  # the Source is built for rejects only
+                self._dead_letter(sink, replace(parsed, source=msg.source), msg, now_ms, stats)
                 continue
             rid = parsed.request_id
             key = dedupe_key(parsed.tenant, rid)  # scoped: another tenant's id is not a repeat
@@ -182,14 +182,17 @@ class Router:
         for tenant, st in _as_mapping(new_states).items():
             self.tenants.put(tenant, st, partition_of[tenant])
         stats.decisions = [dec for _, dec in decided]
+        encoder = BatchEncoder()
+        dispatch_topics = self.layout.dispatch
+        per_model = stats.decisions_per_model
+        decisions_topic, add, add_dispatch = self.layout.decisions, sink.add, dispatch_sink.add
         for (req, msg), dec in decided:
-            record = dec.to_record()
-            sink.add(self.layout.decisions, req.tenant.encode(),
-                     decision_bytes(record, msg.source), partition=msg.partition)
-            self._dispatch(dispatch_sink, req, record)
-            model = str(record["model"])
-            stats.decisions_per_model[model] = stats.decisions_per_model.get(model, 0) + 1
-            stats.decided += 1
+            model, decision, dispatch = encoder.encode(dec, req, msg)
+            add(decisions_topic, req.tenant.encode(), decision, partition=msg.partition)
+            # No event-time stamp (nor on decisions): see topics.TIMESTAMP_TYPE.
+            add_dispatch(dispatch_topics[model], req.request_id.encode(), dispatch)
+            per_model[model] = per_model.get(model, 0) + 1
+        stats.decided += len(decided)
 
     def _decide_one_by_one(
         self,
@@ -220,7 +223,7 @@ class Router:
     def _dispatch(self, sink: BatchSink, req: Request, record: Mapping[str, Any]) -> None:
         topic = self.layout.dispatch[str(record["model"])]
         # No event-time stamp (nor on decisions): see topics.TIMESTAMP_TYPE.
-        sink.add(topic, req.request_id.encode(), dispatch_bytes(req, dict(record)))
+        sink.add(topic, req.request_id.encode(), dispatch_bytes(req, record))
 
     def _dead_letter(
         self, sink: BatchSink, rej: Rejected, msg: RawMessage, now_ms: int, stats: BatchStats

@@ -1,11 +1,15 @@
 """The Decision value every policy returns, and its JSON-safe audit record.
 
 A decision keeps a reference to its batch's estimate matrices (no per-decision copies), so
-creating one is cheap; ``to_record()`` converts its row to lists only when called.
+creating one is cheap; ``to_record()`` converts its row to lists only when called. A caller that
+serialises records can hand ``to_record`` its own ``BatchRows`` whose per-candidate rows are
+already-encoded values (the router's ``streams.app.records.BatchEncoder``): the record is the same,
+only the row containers differ.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -129,14 +133,16 @@ class Decision(NamedTuple):
         r = int(ctx.catalog.cand_region_idx[self.candidate])
         return ctx.zone_intensity(r, int(est.ts_ms[self.row]))
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self, rows: BatchRows | None = None) -> dict[str, Any]:
         """JSON-safe dict with everything needed to re-derive this decision (see replay.py).
 
         The batch's matrices are converted to Python lists once (on the first call for any
-        decision of the batch), so each record only indexes lists."""
+        decision of the batch), so each record only indexes lists. ``rows``: the batch's rows
+        built by the caller (same batch), e.g. with pre-encoded per-candidate rows."""
         sh = self.shared
-        b = sh.rows()
+        b = sh.rows() if rows is None else rows
         ctx, i, k = sh.ctx, self.row, self.candidate
+        est = sh.est
         req = sh.est.requests[i]
         m, r = b.deployments[k]
         ri = b.cand_region[k]
@@ -146,7 +152,6 @@ class Decision(NamedTuple):
             feasible = b.feasible_cols[b.feasible_off[i]:b.feasible_off[i + 1]]
         else:
             feasible = np.flatnonzero(self.feasible).tolist()
-        co2, acc, lat = b.co2[i], b.acc[i], b.lat[i]
         return {
             "format": RECORD_FORMAT,
             "request_id": req.request_id,
@@ -165,10 +170,11 @@ class Decision(NamedTuple):
             "model": m,
             "region": r,
             "reason": self.reason,
-            "co2_g": co2[k],
-            "accuracy_est": (acc[k] if b.acc_est is None else b.acc_est.item(i, k))
-            + self.feedback,
-            "latency_p95_ms_est": lat[k],
+            # Chosen entries straight from the matrices (the rows may be pre-encoded); the
+            # recorded accuracy_est is the scoring accuracy even when the choice was optimistic.
+            "co2_g": est.co2_g.item(i, k),
+            "accuracy_est": est.accuracy.item(i, k) + self.feedback,
+            "latency_p95_ms_est": est.latency_ms.item(i, k),
             "floor": b.floor[i],
             "latency_cap_ms": b.cap[i],
             "carbon_ref_g": ctx.carbon_ref_g,
@@ -188,36 +194,46 @@ class Decision(NamedTuple):
                 "stale": stale,
             },
             "candidates": {
-                "co2_g": co2,
-                "accuracy": acc,
-                "latency_ms": lat,
+                "co2_g": b.co2[i],
+                "accuracy": b.acc[i],
+                "latency_ms": b.lat[i],
                 "feasible": feasible,
                 "eligible": None if b.eligible_all[i]
-                else np.flatnonzero(sh.est.eligible[i]).tolist(),
+                else np.flatnonzero(est.eligible[i]).tolist(),
             },
         }
 
 
-class BatchRows:
-    """A batch's estimates as Python lists (built once, shared by its decisions' records)."""
+MatrixRows = Callable[[FloatArray], Sequence[Any]]
+"""(N, K) matrix -> one JSON value per row (default: ``ndarray.tolist``)."""
 
-    __slots__ = ("acc", "acc_est", "age", "cand_region", "cap", "catalog_version", "co2",
+
+def _tolist(m: FloatArray) -> Sequence[Any]:
+    rows: list[list[float]] = m.tolist()
+    return rows
+
+
+class BatchRows:
+    """A batch's estimates as Python lists (built once, shared by its decisions' records).
+
+    ``matrix_rows`` converts the three per-candidate (N, K) matrices (CO2, accuracy, latency);
+    it must yield, per row, something that serialises to the same JSON as the row's list."""
+
+    __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2",
                  "deployments", "eligible_all", "estimator_seq", "feasible_cols", "feasible_off",
                  "floor", "lat", "mode", "policy_version", "reading", "stale", "used")
 
     def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray,
-                 chose_on_optimistic: bool = False) -> None:
+                 chose_on_optimistic: bool = False, matrix_rows: MatrixRows = _tolist) -> None:
         cat = ctx.catalog
-        self.co2: list[list[float]] = est.co2_g.tolist()
-        # Only the chosen entry of the scoring accuracy is recorded when the policy chose on
-        # the optimistic one: read it with .item() rather than converting a second matrix.
-        self.acc_est: FloatArray | None = None
+        self.co2: Sequence[Any] = matrix_rows(est.co2_g)
+        # The per-candidate accuracy is what the policy chose on (the optimistic one when it
+        # explored); the scoring accuracy's chosen entry is read with .item() in to_record.
         if chose_on_optimistic and est.accuracy_choice is not None:
-            self.acc: list[list[float]] = est.accuracy_choice.tolist()
-            self.acc_est = est.accuracy
+            self.acc: Sequence[Any] = matrix_rows(est.accuracy_choice)
         else:
-            self.acc = est.accuracy.tolist()
-        self.lat: list[list[float]] = est.latency_ms.tolist()
+            self.acc = matrix_rows(est.accuracy)
+        self.lat: Sequence[Any] = matrix_rows(est.latency_ms)
         self.floor: list[float] = est.floor.tolist()
         self.cap: list[float] = est.latency_cap_ms.tolist()
         self.used: list[list[float]] = est.intensity_g_per_kwh.tolist()

@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from streams.core.inputs import Completion, Request
 from streams.core.intensity import IntensityReading
 from streams.ingress.limits import DEFAULT_LIMITS, Limits
-from streams.ingress.rejected import Rejected, Source
+from streams.ingress.rejected import Rejected
 
 SCHEMA_VERSION = 1
 _MESSAGE_CHARS = 1024
@@ -31,13 +31,28 @@ def encode(record: Mapping[str, Any]) -> bytes:
     return orjson.dumps(record)
 
 
-def source_dict(src: Source | None) -> dict[str, Any]:
+class SourceLike(Protocol):
+    """Where a record was read (``Source``, or the router's raw message itself)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+def source_dict(src: SourceLike | None) -> dict[str, Any]:
     if src is None:
         return {"topic": "", "partition": -1, "offset": -1}
     return {"topic": src.topic, "partition": src.partition, "offset": src.offset}
 
 
-def decision_record(record: Mapping[str, Any], request_source: Source | None) -> dict[str, Any]:
+def decision_record(
+    record: Mapping[str, Any], request_source: SourceLike | None
+) -> dict[str, Any]:
     """``Decision.to_record()`` plus the schema version and the offset of its request."""
     return {
         "schema_version": SCHEMA_VERSION,

@@ -1,0 +1,143 @@
+"""In-process cost of the worker's per-batch routing step, without Kafka: what ``app.process``
+does for a batch of raw request bytes (``Router.route_batch``, the tenant + dedupe checkpoint,
+the sinks filled as for the broker, the decision metrics encoded as line protocol).
+
+Prints µs per request (best of ``--repeat``) and a digest of every decision and dispatch record
+(bytes, in output order), so two code trees can be compared for speed and identical output:
+
+    .venv/bin/python benchmarks/route_inprocess.py
+    cd /tmp && PYTHONPATH=<tree with streams/> /work/main/.venv/bin/python \\
+        /work/main/benchmarks/route_inprocess.py
+
+(``benchlib.use_code`` snapshots a commit under var/bench/code-<sha>/.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+
+import benchlib as bl
+
+import streams.app.router as router_module
+from streams.app.dedupe import DedupeIndex
+from streams.app.router import RawMessage, Router, tenant_map
+from streams.app.sink import BatchSink
+from streams.app.topics import TopicLayout
+from streams.core import PolicyConfig, RoutingContext, get_policy
+from streams.metrics import Metrics, MetricsWriter
+from streams.metrics.records import record_decisions
+
+try:
+    from streams.metrics.records import DecisionMetrics
+except ImportError:  # older trees
+    DecisionMetrics = None  # type: ignore[assignment,misc]
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.records: list[tuple[Any, Any, Any]] = []
+
+    def append(self, *, key: Any, value: Any, timestamp: Any) -> object:
+        self.records.append((key, value, timestamp))
+        return self
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class _Meta:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+class _Producer:
+    """Keeps what was sent (topic, value) in order; offsets count like a broker's."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.ends: dict[tuple[str, int], int] = {}
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> Any:
+        self.sent.extend((topic, v) for _, v, _ in batch.records)
+        base = self.ends.get((topic, partition), 0)
+        self.ends[(topic, partition)] = base + len(batch.records)
+        fut: asyncio.Future[_Meta] = asyncio.get_running_loop().create_future()
+        fut.set_result(_Meta(topic, partition, base))
+        return fut
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1}
+
+
+class _Discard:
+    def write_lines(self, lines: list[str]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def route_all(msgs: list[RawMessage], wl: bl.Workload, batch: int,
+                    prod: _Producer) -> Router:
+    cat = wl.catalog
+    layout = TopicLayout.from_settings(wl.settings, cat.model_names)
+    router = Router(cat, layout, get_policy("gar-pd"), tenant_map({}, "tcl"),
+                    DedupeIndex({}, "dcl", 24 * 3_600_000, 100_000))
+    ctx = RoutingContext.build(cat, PolicyConfig())
+    metrics = Metrics(MetricsWriter(_Discard(), start=False, buffer_max_points=10**9))
+    decision_metrics = None if DecisionMetrics is None else DecisionMetrics(metrics, 1.0)
+    for k in range(0, len(msgs), batch):
+        part = msgs[k:k + batch]
+        first, second, third = BatchSink(prod), BatchSink(prod), BatchSink(prod)
+        stats = router.route_batch(ctx, part, first, second)
+        await first.flush()
+        router.tenants.checkpoint(third)
+        router.dedupe.checkpoint(third)
+        await second.flush()
+        await third.flush()
+        if decision_metrics is None:  # a tree without the accumulator: per batch
+            record_decisions(metrics, stats.decisions, budget_window_s=86_400.0)
+        else:
+            decision_metrics.add(stats.decisions)
+            decision_metrics.flush(budget_window_s=86_400.0)
+    if decision_metrics is not None:
+        decision_metrics.flush(budget_window_s=86_400.0, force=True)
+    return router
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=1_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    wl = bl.build_workload(bl.run_settings(2), args.requests, run_id="inprocess")
+    msgs = [RawMessage("bench.requests", i % 2, i // 2, None, key, value)
+            for i, (key, value) in enumerate(wl.values)]
+    best = float("inf")
+    prod = _Producer()
+    for _ in range(args.repeat):
+        prod = _Producer()
+        t0 = time.perf_counter()
+        asyncio.run(route_all(msgs, wl, args.batch, prod))
+        best = min(best, time.perf_counter() - t0)
+    out = [v for t, v in prod.sent if ".decisions" in t or ".dispatch." in t]
+    digest = hashlib.sha256(b"\n".join(out)).hexdigest()[:16]
+    print(json.dumps({"router_module": router_module.__file__, "requests": len(msgs),
+                      "records": len(out), "records_sha256_16": digest,
+                      "us_per_request": round(1e6 * best / len(msgs), 1)}))
+
+
+if __name__ == "__main__":
+    main()
