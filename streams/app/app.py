@@ -49,7 +49,7 @@ from streams.ingress.intensity import parse_intensity_many
 from streams.ingress.policy import parse_policy
 from streams.ingress.rejected import Reason, Rejected, Stage
 from streams.metrics import CompletionSample, LagSample, Metrics, build_metrics
-from streams.metrics.records import record_decisions
+from streams.metrics.records import DecisionMetrics
 from streams.metrics.telemetry import estimator_samples
 from streams.security.kafka import faust_credentials
 
@@ -144,6 +144,8 @@ def create_app(
     counters = Counters()
     metrics = metrics if metrics is not None else build_metrics(settings.influx)
     tail = DecisionTail(settings.kafka)
+    # Decision metrics are summed over batches and written once per writer interval.
+    decision_metrics = DecisionMetrics(metrics, settings.influx.flush_interval_ms / 1000)
     scanned: set[int] = set()
     state = {"est_refreshed": 0.0, "est_published": 0.0}
     policies: dict[str, Any] = {}
@@ -190,9 +192,13 @@ def create_app(
     in_flight: list[asyncio.Future[Any]] = []
     lagging: dict[int, tuple[int | None, int]] = {}  # partition -> (decisions end, next pos)
 
+    def budget_window_s() -> float:
+        return views.policy.budget_window_ms / 1000
+
     async def drain() -> None:
         while in_flight:
             await in_flight.pop()
+        decision_metrics.flush(budget_window_s=budget_window_s(), force=True)
 
     async def process(msgs: list[RawMessage]) -> None:
         """One batch of raw requests: decide, write decisions, dispatch, checkpoint."""
@@ -234,8 +240,8 @@ def create_app(
         else:
             await done  # Faust acks/commits the events when this returns
         counters.batches += 1
-        record_decisions(metrics, stats.decisions,
-                         budget_window_s=views.policy.budget_window_ms / 1000)
+        decision_metrics.add(stats.decisions)
+        decision_metrics.flush(budget_window_s=budget_window_s())
         if stats.dead_letter_reasons:
             metrics.dead_letters(stats.dead_letter_reasons)
         metrics.throughput("route", len(msgs), time.perf_counter() - t0)
@@ -420,6 +426,7 @@ def create_app(
 
     @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
     async def close_metrics(sender: Any, **kwargs: Any) -> None:
+        decision_metrics.flush(budget_window_s=budget_window_s(), force=True)
         metrics.close()
         await tail.close()
         if direct is not None:
@@ -432,6 +439,7 @@ def create_app(
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report() -> None:
+        decision_metrics.flush(budget_window_s=budget_window_s())  # idle faust hot path
         if direct is not None:
             metrics.consumer_lag([LagSample(layout.requests, p, settings.app_id, n)
                                   for p, n in direct.lag().items()])

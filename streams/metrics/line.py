@@ -30,13 +30,16 @@ def _field(value: FieldValue) -> str | None:
     return repr(float(value))
 
 
-def encode(
-    measurement: str,
-    tags: Mapping[str, str],
-    fields: Mapping[str, FieldValue],
-    ts_ms: int,
-) -> str | None:
-    """One line, tags sorted (the order Influx recommends); None if no field is writable."""
+def head(measurement: str, tags: Mapping[str, str]) -> str:
+    """Escaped measurement and sorted tags: the part of a line a repeated series can reuse."""
+    tag_text = "".join(
+        f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v != ""
+    )
+    return measurement.translate(_MEASUREMENT_ESCAPES) + tag_text
+
+
+def encode_with_head(line_head: str, fields: Mapping[str, FieldValue], ts_ms: int) -> str | None:
+    """One line from a ``head``; None if no field is writable."""
     parts = []
     for key, value in fields.items():
         text = _field(value)
@@ -44,8 +47,14 @@ def encode(
             parts.append(f"{escape_tag(key)}={text}")
     if not parts:
         return None
-    head = measurement.translate(_MEASUREMENT_ESCAPES)
-    tag_text = "".join(
-        f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v != ""
-    )
-    return f"{head}{tag_text} {','.join(parts)} {int(ts_ms)}"
+    return f"{line_head} {','.join(parts)} {int(ts_ms)}"
+
+
+def encode(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue],
+    ts_ms: int,
+) -> str | None:
+    """One line, tags sorted (the order Influx recommends); None if no field is writable."""
+    return encode_with_head(head(measurement, tags), fields, ts_ms)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from streams.metrics.line import encode_with_head, head
 from streams.metrics.writer import MetricsWriter
 
 DECISIONS = "gar_decisions"
@@ -29,6 +30,7 @@ THROUGHPUT = "gar_throughput"
 WRITER = "gar_metrics_writer"
 
 DecisionKey = tuple[str, str, str, str, str]  # tenant, model, region, reason, policy
+_MAX_CACHED_HEADS = 100_000  # decision series whose escaped tags are kept (~150 B each)
 
 ALL_MEASUREMENTS = (
     DECISIONS,
@@ -142,6 +144,7 @@ class Metrics:
     def __init__(self, writer: MetricsWriter | None, *, worker: str = "") -> None:
         self._w = writer
         self._worker = worker
+        self._decision_heads: dict[DecisionKey, str] = {}
 
     @property
     def writer(self) -> MetricsWriter | None:
@@ -181,7 +184,16 @@ class Metrics:
         if self._w is None:
             return
         ts = self._ts(ts_ms)
-        for (tenant, model, region, reason, policy), g in groups.items():
+        heads = self._decision_heads
+        lines = []
+        for key, g in groups.items():
+            line_head = heads.get(key)
+            if line_head is None:  # one series per key: escape and sort its tags once
+                tenant, model, region, reason, policy = key
+                line_head = head(DECISIONS, self._tags(
+                    tenant=tenant, model=model, region=region, reason=reason, policy=policy))
+                if len(heads) < _MAX_CACHED_HEADS:
+                    heads[key] = line_head
             fields: dict[str, float | int | bool] = {
                 "count": int(g[0]),
                 "co2_est_g": g[1],
@@ -191,12 +203,11 @@ class Metrics:
             if g[5]:
                 fields["co2_baseline_g"] = g[4]
                 fields["baseline_count"] = int(g[5])
-            self._w.add(
-                DECISIONS,
-                self._tags(tenant=tenant, model=model, region=region, reason=reason, policy=policy),
-                fields,
-                ts,
-            )
+            line = encode_with_head(line_head, fields, ts)
+            if line is not None:
+                lines.append(line)
+        if lines:
+            self._w.add_lines(lines)
 
     def completions(self, samples: Iterable[CompletionSample], ts_ms: int | None = None) -> None:
         if self._w is None:

@@ -7,8 +7,9 @@ its duals, and the intensity each zone was priced at (with its age).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,6 +169,99 @@ def _batch_totals(
         g[5] += 1
 
 
+class DecisionTotals:
+    """Decision metrics of any number of batches, written as one set of points: sums per
+    (tenant, model, region, reason, policy), and the latest budget, duals per tenant and
+    intensity per region. The router adds every batch and writes at most once per interval, so
+    the points (and their encoding) no longer grow with the number of batches."""
+
+    def __init__(self) -> None:
+        self.groups: dict[DecisionKey, list[float]] = defaultdict(lambda: [0.0] * 6)
+        self.last: dict[str, Decision] = {}
+        self.last_ds: dict[tuple[str, str], Decision] = {}
+        self.by_region: dict[int, Decision] = {}
+        self.decisions = 0
+
+    def add(self, decisions: Sequence[Decision]) -> None:
+        if not decisions:
+            return
+        by_batch: dict[int, list[int]] = {}
+        for j, d in enumerate(decisions):
+            by_batch.setdefault(id(d.shared), []).append(j)
+        for js in by_batch.values():
+            _batch_totals(decisions, js, self.groups)
+        # the latest decision per tenant / (tenant, dataset) / region, in decision order
+        last, last_ds, by_region = self.last, self.last_ds, self.by_region
+        for d in decisions:
+            req = d.shared.est.requests[d.row]
+            last[req.tenant] = d
+            last_ds[(req.tenant, req.dataset)] = d
+            by_region[int(d.shared.ctx.catalog.cand_region_idx[d.candidate])] = d
+        self.decisions += len(decisions)
+
+    def write(self, metrics: Metrics, *, budget_window_s: float, ts_ms: int | None) -> None:
+        if metrics.writer is None or not self.decisions:
+            return
+        metrics.decision_totals(self.groups, ts_ms)
+        mu: dict[str, dict[str, float]] = {}
+        for (tenant, ds), d in self.last_ds.items():
+            mu.setdefault(tenant, {})[ds] = d.mu_after
+        last = self.last
+        metrics.budgets(
+            [
+                BudgetSample(t, d.window_spend_g_before + d.co2_g, d.budget_g, budget_window_s)
+                for t, d in last.items()
+                if d.budget_g is not None
+            ],
+            ts_ms,
+        )
+        metrics.duals([DualSample(t, d.lam_after, d.nu_after, mu[t]) for t, d in last.items()],
+                      ts_ms)
+        metrics.intensity([_intensity_sample(ri, d) for ri, d in self.by_region.items()], ts_ms)
+
+
+def _intensity_sample(region_idx: int, d: Decision) -> IntensitySample:
+    """The intensity a decision was priced at in its chosen region (the record's
+    ``intensity`` block), read from the batch's arrays."""
+    ctx, est, i = d.shared.ctx, d.shared.est, d.row
+    rd = ctx.region_readings[region_idx]
+    age_ms = est.intensity_age_ms.item(i, region_idx)
+    return IntensitySample(
+        zone=ctx.catalog.regions[region_idx].zone,
+        intensity_g_per_kwh=est.intensity_g_per_kwh.item(i, region_idx),
+        age_s=max(age_ms, 0) / 1000.0,
+        source=(rd.source if rd is not None else None) or "none",
+        signal_type=(rd.signal_type if rd is not None else None) or "none",
+        estimated=bool(rd is not None and rd.estimated),
+        stale=bool(est.intensity_stale[i, region_idx]),
+    )
+
+
+class DecisionMetrics:
+    """What the router calls per batch: ``add`` aggregates, ``flush`` writes the totals when
+    ``interval_s`` passed since the last write (or always with ``force``, e.g. when idle)."""
+
+    def __init__(self, metrics: Metrics, interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._interval_s = interval_s
+        self._clock = clock
+        self._totals = DecisionTotals()
+        self._written_at = clock()
+
+    def add(self, decisions: Sequence[Decision]) -> None:
+        if self._metrics.writer is not None:
+            self._totals.add(decisions)
+
+    def flush(self, *, budget_window_s: float, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._written_at < self._interval_s:
+            return
+        self._written_at = now
+        totals, self._totals = self._totals, DecisionTotals()
+        totals.write(self._metrics, budget_window_s=budget_window_s, ts_ms=None)
+
+
 def record_decisions(
     metrics: Metrics,
     decisions: Sequence[Decision],
@@ -176,52 +270,9 @@ def record_decisions(
     ts_ms: int | None = None,
 ) -> None:
     """Like ``record_decision_batch`` but straight from core ``Decision`` objects: no record
-    dicts, estimates and the baseline read from the batch's numpy matrices. The router's path."""
+    dicts, estimates and the baseline read from the batch's numpy matrices."""
     if metrics.writer is None or not decisions:
         return
-    by_batch: dict[int, list[int]] = {}
-    for j, d in enumerate(decisions):
-        by_batch.setdefault(id(d.shared), []).append(j)
-    groups: dict[DecisionKey, list[float]] = defaultdict(lambda: [0.0] * 6)
-    for js in by_batch.values():
-        _batch_totals(decisions, js, groups)
-    metrics.decision_totals(groups, ts_ms)
-    # budgets, duals and intensity: the latest decision per tenant / (tenant, dataset) / region
-    last: dict[str, Decision] = {}
-    last_ds: dict[tuple[str, str], Decision] = {}
-    by_region: dict[str, Decision] = {}
-    for d in decisions:  # forward, keeping the last one (same point order as the record path)
-        req = d.shared.est.requests[d.row]
-        last[req.tenant] = d
-        last_ds[(req.tenant, req.dataset)] = d
-        by_region[d.region] = d
-    mu: dict[str, dict[str, float]] = {}
-    for (tenant, ds), d in last_ds.items():
-        mu.setdefault(tenant, {})[ds] = d.duals_after.mu
-    metrics.budgets(
-        [
-            BudgetSample(t, d.window_spend_g_before + d.co2_g, d.budget_g, budget_window_s)
-            for t, d in last.items()
-            if d.budget_g is not None
-        ],
-        ts_ms,
-    )
-    metrics.duals(
-        [DualSample(t, d.duals_after.lam, d.duals_after.nu, mu[t]) for t, d in last.items()],
-        ts_ms,
-    )
-    samples = []
-    for d in by_region.values():
-        zi = d.to_record()["intensity"]  # one per region per batch: the record's own view
-        samples.append(
-            IntensitySample(
-                zone=str(zi["zone"]),
-                intensity_g_per_kwh=float(zi["intensity_g_per_kwh"]),
-                age_s=(zi["age_ms"] or 0) / 1000.0,
-                source=str(zi["source"] or "none"),
-                signal_type=str(zi["signal_type"] or "none"),
-                estimated=bool(zi["estimated"]),
-                stale=bool(zi["stale"]),
-            )
-        )
-    metrics.intensity(samples, ts_ms)
+    totals = DecisionTotals()
+    totals.add(decisions)
+    totals.write(metrics, budget_window_s=budget_window_s, ts_ms=ts_ms)

@@ -58,3 +58,40 @@ def test_decision_objects_and_records_give_the_same_points() -> None:
     w1.flush()
     w2.flush()
     assert from_objects.lines == from_records.lines
+
+
+def test_decision_metrics_sum_batches_into_one_write_per_interval() -> None:
+    from streams.metrics.records import DecisionMetrics
+
+    run = make_run()
+    now = [0.0]
+    per_batch, summed = RecordingSink(), RecordingSink()
+    w1 = MetricsWriter(per_batch, start=False, clock_ms=lambda: 5)
+    w2 = MetricsWriter(summed, start=False, clock_ms=lambda: 5)
+    acc = DecisionMetrics(Metrics(w2), interval_s=1.0, clock=lambda: now[0])
+    for lo in range(0, len(run.decisions), 20):
+        record_decisions(Metrics(w1), run.decisions[lo : lo + 20], budget_window_s=3600.0)
+        acc.add(run.decisions[lo : lo + 20])
+        acc.flush(budget_window_s=3600.0)  # not due yet: nothing written
+    w2.flush()
+    assert not [x for x in summed.lines if x.startswith("gar_decisions")]
+    now[0] = 1.5
+    acc.flush(budget_window_s=3600.0)
+    acc.flush(budget_window_s=3600.0, force=True)  # nothing new: writes nothing
+    w1.flush()
+    w2.flush()
+
+    def totals(lines: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for x in lines:
+            if x.startswith("gar_decisions"):
+                series = x.split(" ")[0]
+                out[series] = out.get(series, 0) + int(x.split("count=")[1].split("i")[0])
+        return out
+
+    assert totals(summed.lines) == totals(per_batch.lines)
+    assert sum(totals(summed.lines).values()) == len(run.decisions)
+    # gauges: the latest value per series, as the last per-batch write had it
+    last_budget = [x for x in per_batch.lines if x.startswith("gar_budget,tenant=acme")][-1]
+    assert last_budget in summed.lines
+    assert len(summed.lines) < len(per_batch.lines)
