@@ -198,8 +198,7 @@ class Decision(NamedTuple):
                 "accuracy": b.acc[i],
                 "latency_ms": b.lat[i],
                 "feasible": feasible,
-                "eligible": None if b.eligible_all[i]
-                else np.flatnonzero(est.eligible[i]).tolist(),
+                "eligible": None if b.eligible_all[i] else b.eligible_cols(est.eligible[i]),
             },
         }
 
@@ -219,7 +218,7 @@ class BatchRows:
     ``matrix_rows`` converts the three per-candidate (N, K) matrices (CO2, accuracy, latency);
     it must yield, per row, something that serialises to the same JSON as the row's list."""
 
-    __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2",
+    __slots__ = ("_eligible_memo", "acc", "age", "cand_region", "cap", "catalog_version", "co2",
                  "deployments", "eligible_all", "estimator_seq", "feasible_cols", "feasible_off",
                  "floor", "lat", "mode", "policy_version", "reading", "stale", "used")
 
@@ -240,6 +239,7 @@ class BatchRows:
         self.age: list[list[int]] = est.intensity_age_ms.tolist()
         self.stale: list[list[bool]] = est.intensity_stale.tolist()
         self.eligible_all: list[bool] = np.all(est.eligible, axis=1).tolist()
+        self._eligible_memo: dict[bytes, list[int]] = {}
         counts = np.count_nonzero(feasible, axis=1)
         self.feasible_off: list[int] = [0, *np.cumsum(counts).tolist()]
         self.feasible_cols: list[int] = np.nonzero(feasible)[1].tolist()
@@ -260,3 +260,11 @@ class BatchRows:
                 "estimated": None if rd is None else rd.estimated,
                 "source_offset": None if rd is None else rd.source_offset,
             })
+
+    def eligible_cols(self, row: BoolArray) -> list[int]:
+        """Indices of the eligible candidates of one row (rows repeat: a few allow-lists)."""
+        key = row.tobytes()
+        cols = self._eligible_memo.get(key)
+        if cols is None:
+            cols = self._eligible_memo[key] = np.flatnonzero(row).tolist()
+        return list(cols)  # each record owns its list

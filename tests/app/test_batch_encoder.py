@@ -87,6 +87,10 @@ def test_fragment_rows_match_orjson_of_python_floats(rows: list[list[float]]) ->
     # non-contiguous input (a column slice) is encoded the same way
     wide = np.repeat(m, 2, axis=1)[:, ::2]
     assert [orjson.dumps(f) for f in fragment_rows(wide)] == got
+    # repeated rows (encoded once, shared) keep their positions
+    twice = np.vstack([m, m[::-1], m])
+    assert [orjson.dumps(f) for f in fragment_rows(twice)] == [
+        orjson.dumps(r) for r in twice.tolist()]
 
 
 def test_fragment_rows_of_empty_matrices() -> None:
