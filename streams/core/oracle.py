@@ -45,7 +45,7 @@ class OracleResult:
     choice: IntArray  # (N,) argmax_k x_ik (a rounded, integral reading of x)
     co2_g: float  # sum_ik c_ik x_ik
     accuracy_by_group: FloatArray  # (G,) expected accuracy per floor group under x
-    floor_shortfall: FloatArray  # (G,) slack used: accuracy points x requests below F_g n_g
+    floor_shortfall: FloatArray  # (G [+ pools],) slack used: accuracy x requests below floor
     budget_overspend_g: FloatArray  # (W,) slack used per budget window
     windows: tuple[tuple[int, int, int], ...]  # (tenant index, start_ms, end_ms) per window
     status: str
@@ -88,6 +88,8 @@ def oracle_lp(
     budgets_g: FloatArray | None = None,
     window_ms: int | None = None,
     stride_ms: int | None = None,
+    pool_group: IntArray | None = None,
+    pool_floor: FloatArray | None = None,
 ) -> OracleResult:
     """Hindsight fractional optimum.
 
@@ -95,7 +97,10 @@ def oracle_lp(
     expected accuracy). allowed: (N, K) mask (SLO, allow/deny); a request with no allowed
     candidate may use all of them. floor_group: (N,) group index per request (e.g. dataset);
     floors: (G,) floor per group. Budgets (optional): tenant (N,) index, ts_ms (N,),
-    budgets_g (T,) per tenant (np.inf = none), window_ms and stride_ms.
+    budgets_g (T,) per tenant (np.inf = none), window_ms and stride_ms. Pooled floors
+    (optional): pool_group (N,) index (e.g. the event-time day) and pool_floor (N,) per request;
+    each pool must meet sum_{i in p} a_i x_i >= sum_{i in p} pool_floor_i (its request-weighted
+    floor, the evaluator's per-window rule) on top of the per-group floors.
     """
     # scipy is imported here so that importing streams.core stays light for the worker.
     from scipy.optimize import linprog
@@ -133,7 +138,14 @@ def oracle_lp(
         wins = [w for w in _windows(ten, np.asarray(ts_ms, dtype=np.int64), b.size, window_ms,
                                     stride) if np.isfinite(b[w[0]])]
     n_w = len(wins)
-    n_cols = nv + g_count + n_w  # x, floor slacks, budget slacks
+    n_p = 0
+    if pool_group is not None:
+        pg = np.asarray(pool_group, dtype=np.int64)
+        pf = np.asarray(pool_floor, dtype=np.float64)
+        if pg.shape != (n,) or pf.shape != (n,) or (pg.size and pg.min() < 0):
+            raise OracleError("pool_group and pool_floor must be (N,), pool_group >= 0")
+        n_p = int(pg.max()) + 1
+    n_cols = nv + g_count + n_w + n_p  # x, floor slacks, budget slacks, pool slacks
     # Equalities: each request's row sums to 1.
     a_eq = csr_matrix((np.ones(nv), (rows, np.arange(nv))), shape=(n, n_cols))
     b_eq = np.ones(n)
@@ -161,12 +173,20 @@ def oracle_lp(
     blocks = [(ub_blocks[0] + ub_blocks[1]).tocsr()]
     if n_w:
         blocks.append((ub_blocks[2] + ub_blocks[3]).tocsr())
+    if n_p:
+        # Pools: -sum_{i in p} a x - s_p <= -sum_{i in p} pool_floor_i.
+        blocks.append((coo_matrix((-av, (pg[rows], np.arange(nv))), shape=(n_p, n_cols))
+                       + coo_matrix((-np.ones(n_p), (np.arange(n_p),
+                                                     nv + g_count + n_w + np.arange(n_p))),
+                                    shape=(n_p, n_cols))).tocsr())
+        b_ub_parts.append(-np.bincount(pg, weights=pf, minlength=n_p).astype(np.float64))
     a_ub = vstack(blocks).tocsr()
     b_ub = np.concatenate(b_ub_parts)
     # Penalties: a unit of floor shortfall costs more than routing any request anywhere.
     pen_floor = SLACK_PENALTY * max(float(cv.max(initial=0.0)), 1e-9)
     pen_budget = SLACK_PENALTY
-    cost = np.concatenate([cv, np.full(g_count, pen_floor), np.full(n_w, pen_budget)])
+    cost = np.concatenate([cv, np.full(g_count, pen_floor), np.full(n_w, pen_budget),
+                           np.full(n_p, pen_floor)])
     bounds = np.zeros((n_cols, 2))
     bounds[:, 1] = np.inf
     bounds[:nv, 1] = 1.0
@@ -182,8 +202,10 @@ def oracle_lp(
         counts, 1.0)
     return OracleResult(
         x=x, choice=x.argmax(axis=1).astype(np.int64), co2_g=float((c * x).sum()),
-        accuracy_by_group=acc_g, floor_shortfall=np.asarray(res.x[nv:nv + g_count]),
-        budget_overspend_g=np.asarray(res.x[nv + g_count:]),
+        accuracy_by_group=acc_g,
+        floor_shortfall=np.concatenate([res.x[nv:nv + g_count],
+                                        res.x[nv + g_count + n_w:]]),
+        budget_overspend_g=np.asarray(res.x[nv + g_count:nv + g_count + n_w]),
         windows=tuple((w[0], w[1], w[2]) for w in wins), status=str(res.message),
     )
 
@@ -200,13 +222,16 @@ def oracle_perfect(
     budgets_g: FloatArray | None = None,
     window_ms: int | None = None,
     stride_ms: int | None = None,
+    pool_group: IntArray | None = None,
+    pool_floor: FloatArray | None = None,
 ) -> OracleResult:
     """``oracle_lp`` with each query's true 0/1 correctness per candidate (same keywords)."""
     corr = np.asarray(correct, dtype=np.float64)
     if not np.isin(corr, (0.0, 1.0)).all():
         raise OracleError("correct must be 0/1")
     return oracle_lp(co2_g, corr, allowed, floor_group, floors, tenant=tenant, ts_ms=ts_ms,
-                     budgets_g=budgets_g, window_ms=window_ms, stride_ms=stride_ms)
+                     budgets_g=budgets_g, window_ms=window_ms, stride_ms=stride_ms,
+                     pool_group=pool_group, pool_floor=pool_floor)
 
 
 ORACLES = {"oracle-lp": oracle_lp, "oracle-perfect": oracle_perfect}

@@ -50,7 +50,11 @@ def hindsight_accuracy(scn: Scenario) -> FloatArray:
     return acc[t.dataset_idx][:, cat.cand_model_idx]
 
 
-def run_oracle(name: str, scn: Scenario, everything: Outcomes) -> OracleRun:
+def run_oracle(name: str, scn: Scenario, everything: Outcomes,
+               window_floors: bool = False) -> OracleRun:
+    """``window_floors``: also hold each of the evaluator's floor windows (event-time windows of
+    ``floor_window_ms`` from the first request, pooled over datasets, as ``floor_met_fraction``
+    counts them) to its request-weighted floor, in expectation."""
     t, cat = scn.trace, scn.catalog
     eligible = t.correct[:, cat.cand_model_idx] >= 0
     allowed = eligible & (everything.latency_ms <= scn.settings.slo_ms)
@@ -68,6 +72,9 @@ def run_oracle(name: str, scn: Scenario, everything: Outcomes) -> OracleRun:
             "budgets_g": np.array([scn.budgets_g.get(n, np.inf) for n in t.tenants]),
             "window_ms": scn.settings.budget_window_ms,
         }
+    if window_floors:
+        budget_kw["pool_group"] = (t.ts_ms - t.ts_ms.min()) // scn.settings.floor_window_ms
+        budget_kw["pool_floor"] = floors[t.dataset_idx]
     solve = oracle_perfect if name == "oracle-perfect" else oracle_lp
     result = solve(
         everything.co2_g,

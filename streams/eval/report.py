@@ -56,6 +56,13 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
             f"pt): {s['gar_pd_co2_ratio_to_oracle_lp_at_policy_margin']:.3f} (that oracle: "
             f"{100 * mo['floor_met_fraction']:.0f}% of daily windows)."
         )
+    if "gar_pd_co2_ratio_to_oracle_lp_with_window_floors" in s:
+        wo = s["oracle_lp_with_window_floors"]
+        out.append(
+            "gar-pd / oracle-lp that also meets every floor window in expectation: "
+            f"{s['gar_pd_co2_ratio_to_oracle_lp_with_window_floors']:.3f} (that oracle: "
+            f"{100 * wo['floor_met_fraction']:.0f}% of windows realised)."
+        )
     for base in ("always_largest", "largest_greenest_region"):
         if f"gar_pd_reduction_vs_{base}" in s:
             out.append(

@@ -130,3 +130,29 @@ def test_oracle_perfect_uses_true_correctness_and_validates() -> None:
                        np.array([0.8]))
     with pytest.raises(OracleError):
         oracle_lp(c, np.full((n, 2), 0.5), None, np.zeros(n, dtype=np.int64), np.array([0.8]))
+
+
+def test_oracle_pooled_window_floors_bind_each_window() -> None:
+    # Two "days": accuracy is cheap on day 0 and dear on day 1, so the horizon LP meets the
+    # floor by over-serving day 0; with pooled window floors each day must meet it itself.
+    n = 100
+    day = np.repeat([0, 1], n // 2).astype(np.int64)
+    c = np.where(day[:, None] == 0, [[1.0, 1.5]], [[1.0, 5.0]])
+    a = np.tile([0.6, 0.9], (n, 1))
+    group = np.zeros(n, dtype=np.int64)
+    horizon = oracle_lp(c, a, None, group, np.array([0.75]))
+    per_day = oracle_lp(c, a, None, group, np.array([0.75]), pool_group=day,
+                        pool_floor=np.full(n, 0.75))
+    exp_acc = (a * horizon.x).sum(axis=1)
+    assert exp_acc[day == 0].mean() > 0.75 + 0.05 > exp_acc[day == 1].mean() + 0.1
+    daily = (a * per_day.x).sum(axis=1)
+    for d in (0, 1):
+        assert daily[day == d].mean() >= 0.75 - 1e-7
+    assert per_day.feasible and per_day.co2_g > horizon.co2_g + 1e-6
+    # Pool slacks are reported with the group slacks (here: an impossible day-1 floor).
+    bad = oracle_lp(c, a, None, group, np.array([0.0]), pool_group=day,
+                    pool_floor=np.where(day == 1, 0.95, 0.0))
+    assert not bad.feasible and bad.floor_shortfall.shape == (3,)
+    with pytest.raises(OracleError):
+        oracle_lp(c, a, None, group, np.array([0.75]), pool_group=day[:-1],
+                  pool_floor=np.full(n, 0.75))

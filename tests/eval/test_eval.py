@@ -148,3 +148,31 @@ def test_home_variant_stays_home(small_scenario: Scenario) -> None:
     cat = small_scenario.catalog
     for req, k in zip(small_scenario.trace.requests, run.candidate.tolist(), strict=True):
         assert cat.deployments[k][1] == small_scenario.home[req.client_region]
+
+
+def test_window_floor_oracle_holds_each_window_and_costs_at_least_the_horizon_lp(
+    small_scenario: Scenario,
+) -> None:
+    """oracle-lp with the evaluator's pooled floor windows: every window meets its
+    request-weighted floor in expectation, and it never costs less than the horizon LP."""
+    from streams.eval.oracles import run_oracle
+    from streams.eval.runner import summary
+
+    scn = small_scenario
+    t = scn.trace
+    everything = scn.world.all_outcomes()
+    plain = run_oracle("oracle-lp", scn, everything)
+    windowed = run_oracle("oracle-lp", scn, everything, window_floors=True)
+    assert windowed.result.feasible
+    assert windowed.co2_g.sum() >= plain.co2_g.sum() * (1 - 1e-9)
+    expected = (windowed.result.x * hindsight_accuracy(scn)).sum(axis=1)
+    floor_req = np.array([scn.floors[d] for d in t.dataset_names])[t.dataset_idx]
+    win = (t.ts_ms - t.ts_ms.min()) // scn.settings.floor_window_ms
+    for w in np.unique(win):
+        sel = win == w
+        assert expected[sel].mean() >= floor_req[sel].mean() - 1e-7
+    run = run_all(scn, ["gar-pd"], margin_oracle=True)
+    assert run.window_oracle is not None
+    s = summary(run.metrics, window_oracle=run.window_oracle)
+    assert s["gar_pd_co2_ratio_to_oracle_lp_with_window_floors"] == pytest.approx(
+        run.metrics["gar-pd"]["co2_g_per_request"] / run.window_oracle["co2_g_per_request"])
