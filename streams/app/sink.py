@@ -12,7 +12,7 @@ import asyncio
 from collections import defaultdict
 from typing import Any, Protocol
 
-from aiokafka.partitioner import DefaultPartitioner
+from streams.app.partition import default_partitions
 
 
 class BatchProducer(Protocol):
@@ -33,7 +33,6 @@ class BatchSink:
 
     def __init__(self, producer: BatchProducer) -> None:
         self._producer = producer
-        self._partitioner = DefaultPartitioner()
         self._partition_counts: dict[str, list[int]] = {}
         self._pending: dict[tuple[str, int | None], list[Record]] = defaultdict(list)
         self.records_sent = 0
@@ -47,7 +46,8 @@ class BatchSink:
         partition: int | None = None,
         ts_ms: int | None = None,
     ) -> None:
-        """Queue one record; ``partition=None`` uses Kafka's default (murmur2 of the key)."""
+        """Queue one record; ``partition=None`` uses Kafka's default (murmur2 of the key,
+        computed for the whole flush at once)."""
         self._pending[(topic, partition)].append((key, value, ts_ms))
 
     def __len__(self) -> int:
@@ -67,8 +67,9 @@ class BatchSink:
                 by_tp[(topic, partition)].extend(records)
                 continue
             parts = await self._partitions(topic)
-            for rec in records:
-                by_tp[(topic, self._partitioner(rec[0], parts, parts))].append(rec)
+            chosen = default_partitions([rec[0] for rec in records], parts)
+            for rec, p in zip(records, chosen, strict=True):
+                by_tp[(topic, p)].append(rec)
         futures: list[tuple[Any, int]] = []
         for (topic, partition), records in by_tp.items():
             futures.extend(await self._send(topic, partition, records))
