@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from streams.core.inputs import Request
@@ -37,6 +39,29 @@ _OVERRIDES = frozenset(
     ("floor", "latency_cap_ms", "allow_models", "deny_models", "allow_regions", "deny_regions")
 )
 _REQUIRED_SET = frozenset(_REQUIRED)
+
+
+def _slot_setters() -> tuple[Callable[[Request, Any], None], ...] | None:
+    try:
+        return tuple(getattr(Request, f.name).__set__ for f in dataclasses.fields(Request))
+    except AttributeError:  # not a slots class any more: use the checked constructor
+        return None
+
+
+_SETTERS = _slot_setters()
+_new = object.__new__
+
+
+def _request(*values: Any) -> Request:
+    """``Request(*values)`` without its ``__post_init__`` re-check: every value was checked
+    here already, more strictly (types, ranges, catalog names; the fuzz tests assert that the
+    checked constructor accepts every parsed request). 1.0 instead of 3.5 µs on the hot path."""
+    if _SETTERS is None or len(values) != len(_SETTERS):
+        return Request(*values)
+    req = _new(Request)
+    for set_slot, value in zip(_SETTERS, values, strict=True):
+        set_slot(req, value)
+    return req
 
 
 def parse_request(
@@ -75,8 +100,9 @@ def _build(d: dict[str, Any], ctx: IngressContext) -> Request:
     if type(ts_ms) is not int or not lim.min_ts_ms <= ts_ms < lim.max_ts_ms:
         ts_ms = f.integer(d, "ts_ms", lim.min_ts_ms, lim.max_ts_ms - 1)
     if _OVERRIDES.isdisjoint(d):
-        return Request(
-            request_id, tenant, dataset, input_tokens, output_tokens_est, client_region, ts_ms
+        return _request(
+            request_id, tenant, dataset, input_tokens, output_tokens_est, client_region, ts_ms,
+            None, None, None, None, None, None,
         )
     return _with_overrides(
         d, ctx, request_id, tenant, dataset, input_tokens, output_tokens_est, client_region, ts_ms
@@ -122,7 +148,7 @@ def _with_overrides(
         latency_cap_ms = f.number(
             d, "latency_cap_ms", 0.0, lim.max_latency_ms, optional=True, lo_exclusive=True
         )
-    return Request(
+    return _request(
         request_id,
         tenant,
         dataset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.core.inputs import Request
 from streams.core.policy_config import MODES
 from streams.ingress import (
     IngressContext,
@@ -44,6 +46,10 @@ SRC = Source("fuzz", 1, 2, 3, b"k")
 def check(raw: bytes, ctx: IngressContext) -> None:
     for parse in PARSERS:
         out = parse(raw, ctx, SRC)
+        if isinstance(out, Request):
+            # parse_request fills the slots without the constructor's re-check: the checked
+            # constructor must accept every request it returns, and build the same value
+            assert dataclasses.replace(out) == out
         if isinstance(out, Rejected):
             assert out.original == raw
             assert isinstance(out.reason, Reason) and isinstance(out.stage, Stage)
