@@ -3,7 +3,8 @@ does for a batch of raw request bytes (``Router.route_batch``, the tenant + dedu
 the sinks filled as for the broker, the decision metrics encoded as line protocol).
 
 Prints µs per request (best of ``--repeat``) and a digest of every decision and dispatch record
-(bytes, in output order), so two code trees can be compared for speed and identical output:
+(bytes, in output order), under the
+end-to-end benchmarks' policy,, so two code trees can be compared for speed and identical output:
 
     .venv/bin/python benchmarks/route_inprocess.py
     cd /tmp && PYTHONPATH=<tree with streams/> /work/main/.venv/bin/python \\
@@ -88,13 +89,24 @@ class _Discard:
         pass
 
 
+def bench_policy(wl: bl.Workload) -> PolicyConfig:
+    """The policy the end-to-end benchmarks publish (``benchlib.publish_policy_and_carbon``):
+    the eval scenario's, its budget spread over the bench tenants."""
+    from streams.app.demo import demo_policy
+
+    cfg = dict(demo_policy(wl.settings, len(wl.requests), days=1.0)["config"])
+    cfg["default_budget_g"] = sum(cfg["budgets_g"].values()) / len({r.tenant for r in wl.requests})
+    cfg["budgets_g"] = {}
+    return PolicyConfig.from_dict(cfg)
+
+
 async def route_all(msgs: list[RawMessage], wl: bl.Workload, batch: int,
-                    prod: _Producer) -> Router:
+                    prod: _Producer, config: PolicyConfig) -> Router:
     cat = wl.catalog
     layout = TopicLayout.from_settings(wl.settings, cat.model_names)
     router = Router(cat, layout, get_policy("gar-pd"), tenant_map({}, "tcl"),
                     DedupeIndex({}, "dcl", 24 * 3_600_000, 100_000))
-    ctx = RoutingContext.build(cat, PolicyConfig())
+    ctx = RoutingContext.build(cat, config)
     metrics = Metrics(MetricsWriter(_Discard(), start=False, buffer_max_points=10**9))
     decision_metrics = None if DecisionMetrics is None else DecisionMetrics(metrics, 1.0)
     for k in range(0, len(msgs), batch):
@@ -125,12 +137,13 @@ def main() -> None:
     wl = bl.build_workload(bl.run_settings(2), args.requests, run_id="inprocess")
     msgs = [RawMessage("bench.requests", i % 2, i // 2, None, key, value)
             for i, (key, value) in enumerate(wl.values)]
+    config = bench_policy(wl)
     best = float("inf")
     prod = _Producer()
     for _ in range(args.repeat):
         prod = _Producer()
         t0 = time.perf_counter()
-        asyncio.run(route_all(msgs, wl, args.batch, prod))
+        asyncio.run(route_all(msgs, wl, args.batch, prod, config))
         best = min(best, time.perf_counter() - t0)
     out = [v for t, v in prod.sent if ".decisions" in t or ".dispatch." in t]
     digest = hashlib.sha256(b"\n".join(out)).hexdigest()[:16]
