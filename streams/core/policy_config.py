@@ -82,6 +82,13 @@ class PolicyConfig:
     """gar-pd: a tenant's first request on a dataset starts mu at the request's own price of
     the floor (``warm_mu``) instead of mu_init, so mu does not spend its first hundreds of
     requests climbing from 0 while accuracy sits under the floor."""
+    mu_warmup_gain: float = 0.0
+    """gar-pd: a tenant's first ``mu_warmup_n`` mu steps on a dataset are (1 + gain x
+    remaining / mu_warmup_n) times the normal step (linear decay to 1), so a new tenant finds
+    its price of the floor faster. An integral dual's deficit is sum (F - a) = (mu_T - mu_0) /
+    eta: climbing to the operating price with the normal step leaves the first day under the
+    floor. 0 = off."""
+    mu_warmup_n: int = 0
     carbon_ref_g: float | None = None
     """Carbon normaliser c_ref (g). None = derived from the catalog (see RoutingContext)."""
 
@@ -124,6 +131,8 @@ class PolicyConfig:
             "mu_max",
             "nu_max",
             "mu_init",
+            "mu_warmup_gain",
+            "mu_warmup_n",
             "eps",
             "stale_intensity_g_per_kwh",
         ):

@@ -57,6 +57,9 @@ class TenantState:
     tenant's completions since its last decision on that dataset of feedback_weight x
     (correct - estimated accuracy of the serving model). gar-pd adds it to the accuracy its
     next mu step counts (see ``fold_feedback``)."""
+    warmup: Mapping[str, int] = field(default_factory=dict)
+    """gar-pd's mu warm-up (``PolicyConfig.mu_warmup_gain``): per dataset, the boosted mu
+    steps the tenant has left on it (absent = none)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class TenantState:
             "window_spend_g": self.window_spend_g,
             "window_count": self.window_count, "deficit": dict(self.deficit),
             "surprise": dict(self.surprise),
+            "warmup": dict(self.warmup),
         }
 
     @classmethod
@@ -85,6 +89,7 @@ class TenantState:
                 seq=int(d.get("seq", 0)),
                 deficit={str(k): float(v) for k, v in d.get("deficit", {}).items()},
                 surprise={str(k): float(v) for k, v in d.get("surprise", {}).items()},
+                warmup={str(k): int(v) for k, v in d.get("warmup", {}).items()},
             )
             spend = (
                 float(d["window_spend_g"])
@@ -99,6 +104,8 @@ class TenantState:
             raise StateError("duals must be >= 0")
         if not all(math.isfinite(v) for v in st.surprise.values()):
             raise StateError("surprise must be finite")
+        if any(v < 0 for v in st.warmup.values()):
+            raise StateError("warmup counts must be >= 0")
         return st
 
 
@@ -118,6 +125,7 @@ class TenantWork:
         "spend_g",
         "surprise",
         "tenant",
+        "warmup",
         "wm_bucket",
         "wm_ms",
     )
@@ -129,6 +137,7 @@ class TenantWork:
         self.nu = st.nu
         self.deficit = dict(st.deficit)
         self.surprise: dict[str, float] | None = dict(st.surprise) if st.surprise else None
+        self.warmup: dict[str, int] | None = dict(st.warmup) if st.warmup else None
         self.bucket_ms = bucket_ms
         self.n_buckets = n_buckets
         self.wm_ms = st.watermark_ms
@@ -183,4 +192,5 @@ class TenantWork:
             self.tenant, self.lam, self.mu, self.nu,
             tuple([(b, v[0], int(v[1])) for b, v in (sorted(items) if len(items) > 1 else items)]),
             self.wm_ms, self.seq, self.spend_g, self.count, self.deficit, self.surprise or {},
+            self.warmup or {},
         )

@@ -71,6 +71,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         intensity_max_age_ms=draw(st.integers(1_000, 100_000)),
         eta_nu=draw(st.floats(0.0, 2.0)), mu_init=draw(st.floats(0.0, 5.0)),
         explore_z=draw(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 3.0)),
+        mu_warmup_gain=draw(st.sampled_from([0.0, 4.0])), mu_warmup_n=draw(st.integers(0, 8)),
     )
     zones = {"SE": 1, "US-MIDA-PJM": 2, "IN-WE": 3}
     readings = [IntensityReading(z, draw(st.floats(0.0, 1_000.0)), draw(st.integers(0, 50_000)),
@@ -80,7 +81,9 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
                              mu={"gsm8k": draw(st.floats(0.0, 30.0))},
                              nu=draw(st.floats(0.0, 5.0)),
                              surprise=draw(st.dictionaries(st.sampled_from(["gsm8k", "*"]),
-                                                           st.floats(-3.0, 3.0))))
+                                                           st.floats(-3.0, 3.0))),
+                             warmup=draw(st.dictionaries(st.sampled_from(["gsm8k", "mbpp"]),
+                                                         st.integers(1, 8))))
               for t in ("a", "b")
               if draw(st.booleans())}
     return {"requests": reqs, "config": cfg, "readings": readings, "states": states}
@@ -190,15 +193,17 @@ def test_batch_equals_sequential(policy: str, sc: dict[str, Any], cut: int) -> N
         assert states[t] == s == states2[t]
 
 
-@pytest.mark.parametrize("mode", ["balanced", "green"])
-def test_large_batch_equals_sequential_with_moving_duals(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "warmup_gain"), [("balanced", 0.0), ("green", 0.0),
+                                                  ("balanced", 4.0)])
+def test_large_batch_equals_sequential_with_moving_duals(mode: str, warmup_gain: float) -> None:
     """Many tenants, duals moving on every request: the batch's speculative argmin must give
     exactly the one-at-a-time records."""
     rng = np.random.default_rng(7)
     cfg = PolicyConfig.preset(mode, floors={"gsm8k": 0.86, "mbpp": 0.6},  # type: ignore[arg-type]
                               adaptive_floor_alpha=None, default_budget_g=0.05,
                               budget_window_ms=60_000, budget_buckets=60, eta_nu=0.5,
-                              latency_target_ratio=0.5, intensity_max_age_ms=10**12)
+                              latency_target_ratio=0.5, intensity_max_age_ms=10**12,
+                              mu_warmup_gain=warmup_gain, mu_warmup_n=40)
     ctx = RoutingContext.build(Catalog.from_dict(catalog_dict()), cfg, None,
                                IntensityView.from_readings(
                                    [IntensityReading("SE", 40.0, 0),

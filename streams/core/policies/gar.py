@@ -201,6 +201,8 @@ class GarPD(PolicyBase):
         lam_max, mu_max, nu_max = cfg.lambda_max, cfg.mu_max, cfg.nu_max
         margin_f, target_ratio = cfg.floor_margin, cfg.latency_target_ratio
         warm = cfg.mu_warm_start
+        wu_gain, wu_n = cfg.mu_warmup_gain, cfg.mu_warmup_n
+        warmup = wu_gain > 0.0 and wu_n > 0
         optimal, fallback = Reason.OPTIMAL, Reason.INFEASIBLE_FALLBACK
         out: list[Decision] = []
         append = out.append
@@ -218,6 +220,10 @@ class GarPD(PolicyBase):
             lam, nu = w.lam, w.nu
             mu = w.mu.get(ds)
             if mu is None:
+                if warmup:  # a new (tenant, dataset): its first mu steps are boosted
+                    if w.warmup is None:
+                        w.warmup = {}
+                    w.warmup[ds] = wu_n
                 mu = mu_init
                 if warm and any_hard[i]:
                     mu = warm_mu(cn_c[i], acc_c[i], ln_c[i], pen_all[i], lam, nu,
@@ -261,6 +267,19 @@ class GarPD(PolicyBase):
             fb = sur.pop(ds, 0.0) if sur else 0.0
             if fb:
                 acc_k += fb
+            wd = w.warmup
+            if warmup and wd and ds in wd:
+                wu = wd[ds]
+                # Boosted step, folded into the counted accuracy so that the record's
+                # accuracy_est carries it (record replay holds no warm-up state: no boost).
+                tgt = floors[i] + margin_f
+                p_k = acc.item(i, k)
+                fb = tgt - (1.0 + wu_gain * min(wu, wu_n) / wu_n) * (tgt - acc_k) - p_k
+                acc_k = p_k + fb
+                if wu > 1:
+                    wd[ds] = wu - 1
+                else:
+                    del wd[ds]
             mu_a = mu + eta_m * (floors[i] + margin_f - acc_k)
             mu_a = 0.0 if mu_a < 0.0 else (mu_max if mu_a > mu_max else mu_a)
             nu_a = nu + eta_n * (lat.item(i, k) / caps[i] - target_ratio)
