@@ -54,6 +54,8 @@ CONFIG_FIELDS: dict[str, tuple[str, float, float]] = {
     "nu_max": ("num", 0.0, 1e9),
     "mu_init": ("num", 0.0, 1e9),
     "mu_warm_start": ("bool", 0, 0),
+    "mu_warmup_gain": ("num", 0.0, 1e6),
+    "mu_warmup_n": ("int", 0, 10**9),
     "carbon_ref_g": ("num?", 1e-12, 1e15),
     "intensity_max_age_ms": ("int", 1, 366 * 86_400_000),
     "stale_intensity_g_per_kwh": ("num", 0.0, 5_000.0),
