@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,19 +190,22 @@ def create_app(
             scanned.add(p)
 
     pipelined = w.hot_path == "direct"
-    in_flight: list[asyncio.Future[Any]] = []
+    # Commit steps of routed batches, oldest first; each awaits the one before it.
+    commits: deque[asyncio.Future[None]] = deque()
     lagging: dict[int, tuple[int | None, int]] = {}  # partition -> (decisions end, next pos)
 
     def budget_window_s() -> float:
         return views.policy.budget_window_ms / 1000
 
     async def drain() -> None:
-        while in_flight:
-            await in_flight.pop()
+        while commits:
+            await commits.popleft()
         decision_metrics.flush(budget_window_s=budget_window_s(), force=True)
 
     async def process(msgs: list[RawMessage]) -> None:
-        """One batch of raw requests: decide, write decisions, dispatch, checkpoint."""
+        """One batch of raw requests: decide and queue its records now (CPU), then write
+        them in order in a commit step that runs while the next batch is decided (direct hot
+        path) or before returning (Faust path, which acks the events when this returns)."""
         now = time.monotonic()
         refresh = now - state["est_refreshed"] >= w.estimator_publish_interval_ms / 1000
         ctx = views.context(refresh_estimators=refresh)
@@ -212,39 +216,50 @@ def create_app(
         t0 = time.perf_counter()
         first, second, third = producer_sink(), producer_sink(), producer_sink()
         stats = router.route_batch(ctx, msgs, first, second)
-        if in_flight:  # the previous batch's dispatch + checkpoint (pipelined, direct path)
-            await in_flight.pop()
-        offsets = await first.flush()  # decisions (and dead letters) are durable ...
-        if counters.batches + 1 == w.fault_exit_after_decisions_batch:
-            os._exit(70)  # fault injection (tests): the worst moment to die
-        # Marks lag one batch: this checkpoint records where the *previous* batch ended, whose
-        # dispatch records are acked by now. After a crash the tail scan and the re-read then
-        # cover this batch too, and its dispatch is re-sent (identical) if it was lost.
+        # The checkpoint of the state this batch produced is captured now, before the next
+        # batch changes it, and sent only after this batch's decisions are acked (commit).
+        # Its marks are the newest ones whose batch is fully committed or committing (see
+        # commit): they lag this batch, so after a crash the tail scan and the re-read cover
+        # the batches after them, whose decisions are re-dispatched (identical), not re-decided.
         for p, (wm, pos) in lagging.items():
             if wm is not None:
                 dedupe.set_watermark(p, wm)
             dedupe.set_position(p, pos)
         lagging.clear()
-        for (topic, p), nxt in offsets.items():
-            if topic == layout.decisions:
-                lagging[p] = (nxt, 0)
-        for m in msgs:  # messages are in offset order per partition
-            lagging[m.partition] = (lagging.get(m.partition, (None, 0))[0], m.offset + 1)
         tenants.checkpoint(third)
         dedupe.checkpoint(third)
-        # ... before their dispatch records and the checkpoint (no order needed between those).
-        done = asyncio.ensure_future(asyncio.gather(second.flush(), third.flush()))
-        if pipelined:
-            in_flight.append(done)
-            await asyncio.sleep(0)  # let the producer's sender put them on the wire
-        else:
-            await done  # Faust acks/commits the events when this returns
-        counters.batches += 1
+        decisions = asyncio.ensure_future(first.flush())  # decisions + dead letters: on the wire
+        prev = commits[-1] if commits else None
+        commits.append(asyncio.ensure_future(commit(msgs, decisions, second, third, prev)))
         decision_metrics.add(stats.decisions)
         decision_metrics.flush(budget_window_s=budget_window_s())
         if stats.dead_letter_reasons:
             metrics.dead_letters(stats.dead_letter_reasons)
         metrics.throughput("route", len(msgs), time.perf_counter() - t0)
+        # Faust path: done before returning. Direct path: at most two batches committing.
+        while commits and (not pipelined or len(commits) > 2):
+            await commits.popleft()
+        await asyncio.sleep(0)  # let the producer's sender put the decisions on the wire
+
+    async def commit(
+        msgs: list[RawMessage], decisions: asyncio.Future[dict[tuple[str, int], int]],
+        second: BatchSink, third: BatchSink, prev: asyncio.Future[None] | None,
+    ) -> None:
+        offsets = await decisions  # the decisions (and dead letters) are durable ...
+        if prev is not None:
+            await prev  # ... and every earlier batch's dispatch and checkpoint too
+        if counters.batches + 1 == w.fault_exit_after_decisions_batch:
+            os._exit(70)  # fault injection (tests): the worst moment to die
+        # This batch's ends become the marks of a later batch's checkpoint, which is sent after
+        # this commit finished (its dispatch acked): the commits are chained.
+        for (topic, p), nxt in offsets.items():
+            if topic == layout.decisions:
+                lagging[p] = (nxt, lagging.get(p, (None, 0))[1])
+        for m in msgs:  # messages are in offset order per partition
+            lagging[m.partition] = (lagging.get(m.partition, (None, 0))[0], m.offset + 1)
+        # ... before their dispatch records and the checkpoint (no order needed between those).
+        await asyncio.gather(second.flush(), third.flush())
+        counters.batches += 1
 
     direct: DirectRequests | None = None
     if w.hot_path == "direct":
