@@ -21,7 +21,7 @@ candidate k's model: the limit with perfect knowledge of which model answers whi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,9 @@ class OracleResult:
     budget_overspend_g: FloatArray  # (W,) slack used per budget window
     windows: tuple[tuple[int, int, int], ...]  # (tenant index, start_ms, end_ms) per window
     status: str
+    floor_dual: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """(G [+ pools],) shadow price of each floor (then each pool) constraint: the CO2 (g) one
+    more unit of accuracy x requests in the group would cost (HiGHS marginals, >= 0)."""
 
     @property
     def feasible(self) -> bool:
@@ -90,6 +93,7 @@ def oracle_lp(
     stride_ms: int | None = None,
     pool_group: IntArray | None = None,
     pool_floor: FloatArray | None = None,
+    group_cap: FloatArray | None = None,
 ) -> OracleResult:
     """Hindsight fractional optimum.
 
@@ -100,7 +104,9 @@ def oracle_lp(
     budgets_g (T,) per tenant (np.inf = none), window_ms and stride_ms. Pooled floors
     (optional): pool_group (N,) index (e.g. the event-time day) and pool_floor (N,) per request;
     each pool must meet sum_{i in p} a_i x_i >= sum_{i in p} pool_floor_i (its request-weighted
-    floor, the evaluator's per-window rule) on top of the per-group floors.
+    floor, the evaluator's per-window rule) on top of the per-group floors. group_cap
+    (optional, (G,)): each group's average accuracy must also stay <= its cap (e.g. what is
+    reachable), so a pooled floor's surplus goes to other groups.
     """
     # scipy is imported here so that importing streams.core stays light for the worker.
     from scipy.optimize import linprog
@@ -180,6 +186,15 @@ def oracle_lp(
                                                      nv + g_count + n_w + np.arange(n_p))),
                                     shape=(n_p, n_cols))).tocsr())
         b_ub_parts.append(-np.bincount(pg, weights=pf, minlength=n_p).astype(np.float64))
+    if group_cap is not None:
+        # Caps: sum_{i in g} a x <= cap_g n_g (no slack: a cap is never forced, the floor's
+        # slack absorbs a cap below the floor).
+        capv = np.asarray(group_cap, dtype=np.float64)
+        if capv.shape != (g_count,):
+            raise OracleError("group_cap must be (G,)")
+        blocks.append(coo_matrix((av, (grp[rows], np.arange(nv))),
+                                 shape=(g_count, n_cols)).tocsr())
+        b_ub_parts.append(np.maximum(capv, fl) * counts)
     a_ub = vstack(blocks).tocsr()
     b_ub = np.concatenate(b_ub_parts)
     # Penalties: a unit of floor shortfall costs more than routing any request anywhere.
@@ -196,6 +211,9 @@ def oracle_lp(
     if res.x is None:
         raise OracleError(f"HiGHS failed: {res.message}")
     xv = np.clip(res.x[:nv], 0.0, 1.0)
+    marg = np.asarray(res.ineqlin.marginals, dtype=np.float64)
+    # Rows: floors, then budget windows, then pools; b_ub holds -F n, so the price is -marginal.
+    dual = -np.concatenate([marg[:g_count], marg[g_count + n_w:g_count + n_w + n_p]])
     x = np.zeros((n, k))
     x[rows, cols] = xv
     acc_g = np.bincount(grp, weights=(a * x).sum(axis=1), minlength=g_count) / np.maximum(
@@ -207,6 +225,7 @@ def oracle_lp(
                                         res.x[nv + g_count + n_w:]]),
         budget_overspend_g=np.asarray(res.x[nv + g_count:nv + g_count + n_w]),
         windows=tuple((w[0], w[1], w[2]) for w in wins), status=str(res.message),
+        floor_dual=np.maximum(dual, 0.0),
     )
 
 

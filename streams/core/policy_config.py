@@ -78,6 +78,14 @@ class PolicyConfig:
     mu_max: float = 100.0
     nu_max: float = 100.0
     mu_init: float = 0.0
+    mu_init_by_dataset: Mapping[str, float] = field(default_factory=dict)
+    """gar-pd: mu of a tenant's first decision on a listed dataset (instead of mu_init or the
+    warm start), e.g. the floor duals of a calibration LP solved on history, on mu's scale
+    (LP dual in g per unit accuracy / c_ref). Datasets not listed start as before."""
+    floor_targets: Mapping[str, float] = field(default_factory=dict)
+    """gar-pd: per-dataset accuracy the mu dual aims at, before floor_margin: the mu target is
+    max(F_i, floor_targets[d]) + floor_margin (e.g. a calibration LP's per-dataset accuracy
+    under a pooled margin). Filters and the fallback keep F_i. Unlisted datasets: F_i."""
     mu_warm_start: bool = False
     """gar-pd: a tenant's first request on a dataset starts mu at the request's own price of
     the floor (``warm_mu``) instead of mu_init, so mu does not spend its first hundreds of
@@ -114,6 +122,12 @@ class PolicyConfig:
         for name, v in (("default_floor", self.default_floor), *self.floors.items()):
             if not 0.0 <= v <= 1.0:
                 raise PolicyConfigError(f"floor {name}={v} not in [0, 1]")
+        for name, v in self.floor_targets.items():
+            if not (isinstance(v, float | int) and 0.0 <= v <= 1.0):
+                raise PolicyConfigError(f"floor target {name}={v} not in [0, 1]")
+        for name, v in self.mu_init_by_dataset.items():
+            if not (isinstance(v, float | int) and math.isfinite(v) and v >= 0.0):
+                raise PolicyConfigError(f"mu_init_by_dataset {name}={v} must be finite and >= 0")
         a = self.adaptive_floor_alpha
         if a is not None and not 0.0 <= a <= 1.0:
             raise PolicyConfigError("adaptive_floor_alpha must be in [0, 1]")
@@ -167,6 +181,12 @@ class PolicyConfig:
 
     def floor_min_for(self, dataset: str) -> float:
         return self.floors.get(dataset, self.default_floor)
+
+    def mu_target(self, dataset: str, floor: float) -> float:
+        """The accuracy gar-pd's mu steers a request's dataset to: max(F_i, floor target of
+        the dataset) + floor_margin."""
+        t = self.floor_targets.get(dataset)
+        return (floor if t is None or t <= floor else t) + self.floor_margin
 
     @classmethod
     def preset(cls, mode: Mode, **overrides: Any) -> PolicyConfig:
@@ -223,6 +243,8 @@ class PolicyConfig:
         d = asdict(self)
         d["floors"] = dict(self.floors)
         d["budgets_g"] = dict(self.budgets_g)
+        d["mu_init_by_dataset"] = dict(self.mu_init_by_dataset)
+        d["floor_targets"] = dict(self.floor_targets)
         return d
 
     @classmethod

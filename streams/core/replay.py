@@ -188,10 +188,14 @@ def rederive(policy: str, ctx: RoutingContext, tenant_state: TenantState | None,
     return decisions[0]
 
 
-def check_chain(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Dual-chain breaks, in stream order, per (policy, tenant)."""
+def check_chain(records: Iterable[Mapping[str, Any]],
+                config: PolicyConfig | None = None) -> list[str]:
+    """Dual-chain breaks, in stream order, per (policy, tenant). With ``config``, a gar-pd
+    tenant's first decision on a dataset listed in ``config.mu_init_by_dataset`` must start
+    from that mu (capped at mu_max); other first decisions (warm start) are not checked."""
     last: dict[tuple[str, str], tuple[Duals, dict[str, float], int]] = {}
     out: list[str] = []
+    starts = {} if config is None else config.mu_init_by_dataset
     for rec in records:
         key = (str(rec["policy"]), str(rec["tenant"]))
         before = Duals.from_dict(rec["duals_before"])
@@ -211,6 +215,9 @@ def check_chain(records: Iterable[Mapping[str, Any]]) -> list[str]:
             mu_map = dict(p_mu)
         else:
             mu_map = {}
+        if (ds not in mu_map and ds in starts and key[0] == "gar-pd" and config is not None
+                and not _close(before.mu, min(float(starts[ds]), config.mu_max), REL_TOL)):
+            out.append(f"{rec['request_id']}: first mu[{ds}] {before.mu!r} != mu_init_by_dataset")
         mu_map[ds] = after.mu
         last[key] = (after, mu_map, seq)
     return out

@@ -125,7 +125,9 @@ class GarPD(PolicyBase):
     lambda <- clip(lambda + eta_lambda * (co2_k - B / n_W) / c_ref, 0, lambda_max)
         n_W = the tenant's requests in the rolling window including this one, so B / n_W is the
         per-request rate the window allows (unchanged when the tenant has no budget);
-    mu_d   <- clip(mu_d + eta_mu * (F_i + floor_margin - acc_k), 0, mu_max)
+    mu_d   <- clip(mu_d + eta_mu * (max(F_i, T_d) + floor_margin - acc_k), 0, mu_max)
+        (T_d = floor_targets[d], absent = F_i; a first decision on d starts at
+        mu_init_by_dataset[d] when listed, else the warm start or mu_init)
     nu     <- clip(nu + eta_nu * (lat_k / cap_i - latency_target_ratio), 0, nu_max)
 
     Speed: the argmin of every request is first computed for all rows at once under the duals
@@ -156,16 +158,20 @@ class GarPD(PolicyBase):
         datasets = ctx.catalog.datasets
         ds_names = [datasets[j] for j in est.dataset_idx.tolist()]
         mu_init = cfg.mu_init
+        mu_init_ds = cfg.mu_init_by_dataset
         # Batch-start duals of each row's tenant (the guess).
         lam0 = np.empty(n)
         mu0 = np.empty(n)
         nu0 = np.empty(n)
         for i, req in enumerate(reqs):
             st = tenant_states.get(req.tenant)
+            ds = ds_names[i]
             if st is None:
-                lam0[i], mu0[i], nu0[i] = 0.0, mu_init, 0.0
+                lam0[i], mu0[i], nu0[i] = 0.0, mu_init_ds.get(ds, mu_init), 0.0
             else:
-                lam0[i], mu0[i], nu0[i] = st.lam, st.mu.get(ds_names[i], mu_init), st.nu
+                mu_g = st.mu.get(ds)
+                lam0[i], nu0[i] = st.lam, st.nu
+                mu0[i] = mu_init_ds.get(ds, mu_init) if mu_g is None else mu_g
         hard_c = hard[:, perm]
         cn_c = est.co2_g[:, perm] / c_ref
         acc_c = acc_choice[:, perm]
@@ -195,6 +201,9 @@ class GarPD(PolicyBase):
         lam0_l, mu0_l, nu0_l = lam0.tolist(), mu0.tolist(), nu0.tolist()
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
         floors, caps = est.floor.tolist(), est.latency_cap_ms.tolist()
+        # mu's target per row: max(F_i, the dataset's floor target) + floor_margin.
+        tgts = ([cfg.mu_target(ds, f) for ds, f in zip(ds_names, floors, strict=True)]
+                if cfg.floor_targets else [f + cfg.floor_margin for f in floors])
         budget_hard = cfg.budget_hard
         budget_for = cfg.budget_for
         eta_l, eta_m, eta_n = cfg.eta_lambda, cfg.eta_mu, cfg.eta_nu
@@ -224,10 +233,14 @@ class GarPD(PolicyBase):
                     if w.warmup is None:
                         w.warmup = {}
                     w.warmup[ds] = wu_n
-                mu = mu_init
-                if warm and any_hard[i]:
+                mu_ds = mu_init_ds.get(ds)
+                if mu_ds is not None:  # a calibrated start replaces the warm start
+                    mu = min(float(mu_ds), mu_max)
+                elif warm and any_hard[i]:
                     mu = warm_mu(cn_c[i], acc_c[i], ln_c[i], pen_all[i], lam, nu,
-                                 floors[i] + margin_f, mu_max)
+                                 tgts[i], mu_max)
+                else:
+                    mu = mu_init
             left = None if budget is None or not budget_hard else budget - spend0
             reason = optimal
             if left is not None:
@@ -272,7 +285,7 @@ class GarPD(PolicyBase):
                 wu = wd[ds]
                 # Boosted step, folded into the counted accuracy so that the record's
                 # accuracy_est carries it (record replay holds no warm-up state: no boost).
-                tgt = floors[i] + margin_f
+                tgt = tgts[i]
                 p_k = acc.item(i, k)
                 fb = tgt - (1.0 + wu_gain * min(wu, wu_n) / wu_n) * (tgt - acc_k) - p_k
                 acc_k = p_k + fb
@@ -280,7 +293,7 @@ class GarPD(PolicyBase):
                     wd[ds] = wu - 1
                 else:
                     del wd[ds]
-            mu_a = mu + eta_m * (floors[i] + margin_f - acc_k)
+            mu_a = mu + eta_m * (tgts[i] - acc_k)
             mu_a = 0.0 if mu_a < 0.0 else (mu_max if mu_a > mu_max else mu_a)
             nu_a = nu + eta_n * (lat.item(i, k) / caps[i] - target_ratio)
             nu_a = 0.0 if nu_a < 0.0 else (nu_max if nu_a > nu_max else nu_a)
