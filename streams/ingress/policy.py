@@ -23,7 +23,7 @@ _KEYS = frozenset(("schema_version", "scope", "policy_name", "issued_at_ms", "co
 _REQUIRED = ("scope", "config")
 MAX_MAP_ENTRIES = 10_000
 
-# field -> (kind, lo, hi); kinds: num, num?, int, bool, str, mode, floors, budgets
+# field -> (kind, lo, hi); kinds: num, num?, int, bool, str, mode, floors/budgets (name -> num)
 CONFIG_FIELDS: dict[str, tuple[str, float, float]] = {
     "version": ("str", 1, 64),
     "mode": ("mode", 0, 0),
@@ -53,6 +53,8 @@ CONFIG_FIELDS: dict[str, tuple[str, float, float]] = {
     "mu_max": ("num", 0.0, 1e9),
     "nu_max": ("num", 0.0, 1e9),
     "mu_init": ("num", 0.0, 1e9),
+    "mu_init_by_dataset": ("floors", 0.0, 1e9),
+    "floor_targets": ("floors", 0.0, 1.0),
     "mu_warm_start": ("bool", 0, 0),
     "mu_warmup_gain": ("num", 0.0, 1e6),
     "mu_warmup_n": ("int", 0, 10**9),
