@@ -142,6 +142,24 @@ def eval_cmd(
         str | None,
         typer.Option("--policy-config", help="JSON object of PolicyConfig field overrides."),
     ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate/--no-calibrate",
+            help="Tune gar-pd's per-dataset mu targets and starting mu with a hindsight LP on "
+            "the calibration half of the questions and the preceding period's carbon data.",
+        ),
+    ] = False,
+    calib_pool_margin: Annotated[
+        float,
+        typer.Option("--calib-pool-margin",
+                     help="Pooled daily accuracy margin of the calibration LP (--calibrate)."),
+    ] = 0.01,
+    calib_floor_margin: Annotated[
+        float,
+        typer.Option("--calib-floor-margin",
+                     help="gar-pd's uniform floor margin over the calibrated targets."),
+    ] = 0.005,
     live: Annotated[
         bool,
         typer.Option(
@@ -203,6 +221,9 @@ def eval_cmd(
         budget_fraction=budget_fraction if budget_fraction > 0 else None,
         policy_overrides=overrides,
         priors=priors,  # type: ignore[arg-type]
+        calibrate=calibrate,
+        calib_pool_margin=calib_pool_margin,
+        calib_floor_margin=calib_floor_margin,
     )
     try:
         scn = build_scenario(settings)

@@ -51,10 +51,11 @@ def hindsight_accuracy(scn: Scenario) -> FloatArray:
 
 
 def run_oracle(name: str, scn: Scenario, everything: Outcomes,
-               window_floors: bool = False) -> OracleRun:
+               window_floors: bool = False, pool_margin: float = 0.0,
+               group_cap: FloatArray | None = None) -> OracleRun:
     """``window_floors``: also hold each of the evaluator's floor windows (event-time windows of
     ``floor_window_ms`` from the first request, pooled over datasets, as ``floor_met_fraction``
-    counts them) to its request-weighted floor, in expectation."""
+    counts them) to its request-weighted floor (+ ``pool_margin``), in expectation."""
     t, cat = scn.trace, scn.catalog
     eligible = t.correct[:, cat.cand_model_idx] >= 0
     allowed = eligible & (everything.latency_ms <= scn.settings.slo_ms)
@@ -74,7 +75,9 @@ def run_oracle(name: str, scn: Scenario, everything: Outcomes,
         }
     if window_floors:
         budget_kw["pool_group"] = (t.ts_ms - t.ts_ms.min()) // scn.settings.floor_window_ms
-        budget_kw["pool_floor"] = floors[t.dataset_idx]
+        budget_kw["pool_floor"] = floors[t.dataset_idx] + pool_margin
+    if group_cap is not None:
+        budget_kw["group_cap"] = group_cap
     solve = oracle_perfect if name == "oracle-perfect" else oracle_lp
     result = solve(
         everything.co2_g,

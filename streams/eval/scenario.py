@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from streams.eval.trace import (
     default_start_ms,
 )
 from streams.eval.world import World
+
+if TYPE_CHECKING:
+    from streams.eval.calibrate import Calibration
 
 HOUR_MS = 3_600_000
 ALL_OPEN = "all-open"
@@ -71,6 +74,13 @@ class ScenarioSettings:
     priors: PriorSource = "calibration"
     """``hindsight``: an ablation, priors = each model's true mean accuracy on the trace with
     overwhelming strength (what the online learning costs, not a deployable setting)."""
+    calibrate: bool = False
+    """Tune gar-pd's per-dataset mu targets and starting mu with a calibration LP on the
+    calibration half and the preceding period (``streams.eval.calibrate``)."""
+    calib_pool_margin: float = 0.01
+    """Pooled daily margin (accuracy) the calibration LP must hold over the floors."""
+    calib_floor_margin: float = 0.005
+    """The router's uniform floor_margin on top of the calibrated targets."""
 
 
 @dataclass
@@ -86,6 +96,7 @@ class Scenario:
     budget_allowance_g_per_request: float | None
     home: dict[str, str]
     config: PolicyConfig
+    calibration: Calibration | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -143,6 +154,7 @@ class Scenario:
             ),
             "trace": self.trace.describe(),
             "policy_config": self.config.to_dict(),
+            "calibration": None if self.calibration is None else self.calibration.describe(),
         }
 
 
@@ -270,11 +282,27 @@ def build_scenario(settings: ScenarioSettings) -> Scenario:
     }
     settings_kw.update(s.policy_overrides)
     config = PolicyConfig.preset(s.mode, **settings_kw)  # type: ignore[arg-type]
-    return Scenario(s, data, built, zones, trace, world, floors, budgets, allowance, home, config)
+    scn = Scenario(s, data, built, zones, trace, world, floors, budgets, allowance, home, config)
+    return calibrated(scn) if s.calibrate else scn
+
+
+def calibrated(scn: Scenario) -> Scenario:
+    """``scn`` with gar-pd's floor targets and starting mu from a calibration LP (explicit
+    ``policy_overrides`` still win)."""
+    from streams.eval.calibrate import calibrate  # calibrate -> oracles -> this module
+
+    s = scn.settings
+    cal = calibrate(scn, s.calib_pool_margin, s.calib_floor_margin)
+    fields_ = {**cal.overrides(), **{k: v for k, v in s.policy_overrides.items()
+                                     if k in cal.overrides()}}
+    config = scn.config.with_(**fields_, version=f"{scn.config.version}-cal")
+    return replace(scn, config=config, calibration=cal)
 
 
 def with_floor_alpha(scn: Scenario, alpha: float) -> Scenario:
-    """The same world and trace with floors F_d = alpha x best calibration accuracy."""
+    """The same world and trace with floors F_d = alpha x best calibration accuracy (and, if
+    the scenario is calibrated, the calibration redone for those floors)."""
     floors = calibration_floors(scn.data, scn.catalog.model_names, alpha)
     config = scn.config.with_(floors=floors, version=f"{scn.config.version}-a{alpha:g}")
-    return replace(scn, floors=floors, config=config)
+    out = replace(scn, floors=floors, config=config, calibration=None)
+    return calibrated(out) if scn.calibration is not None else out
