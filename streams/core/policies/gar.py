@@ -76,7 +76,8 @@ def warm_mu(cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray, pen_c: FloatA
 
 
 def floor_target(cfg: PolicyConfig, floor: float) -> float:
-    """The accuracy the mu dual steers the average to: F_i + floor_margin."""
+    """F_i + floor_margin: the accuracy the mu dual steers the average to when the dataset has
+    no ``floor_targets`` entry (in general ``PolicyConfig.mu_target``)."""
     return floor + cfg.floor_margin
 
 
