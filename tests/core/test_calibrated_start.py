@@ -59,10 +59,12 @@ def test_first_decision_starts_at_the_published_mu_and_replaces_the_warm_start()
 def test_a_published_start_changes_decisions_and_batch_equals_sequential() -> None:
     cat = Catalog.from_dict(catalog_dict())
     pol = get_policy("gar-pd")
-    reqs = stream(40, dataset="gsm8k") + stream(40, dataset="gsm8k", tenant="u", seed=3)
+    reqs = (stream(40, dataset="gsm8k") + stream(40, dataset="gsm8k", tenant="u", seed=3)
+            + stream(30, dataset="mbpp", tenant="u", seed=4, gap_ms=130))
     reqs.sort(key=lambda r: r.ts_ms)
-    lo = config(mu_warm_start=False, explore_z=0.0, mu_init_by_dataset={"gsm8k": 0.0})
-    hi = lo.with_(mu_init_by_dataset={"gsm8k": 50.0})
+    lo = config(mu_warm_start=True, explore_z=0.0, mu_init_by_dataset={"gsm8k": 0.0})
+    # gsm8k starts high and aims above its floor; mbpp (unlisted) warm-starts.
+    hi = lo.with_(mu_init_by_dataset={"gsm8k": 50.0}, floor_targets={"gsm8k": 0.9})
     _, d_lo = pol.decide_batch(context(lo, cat), {}, reqs)
     states: dict[str, TenantState] = {}
     seq = []

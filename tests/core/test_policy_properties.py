@@ -72,6 +72,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         eta_nu=draw(st.floats(0.0, 2.0)), mu_init=draw(st.floats(0.0, 5.0)),
         explore_z=draw(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 3.0)),
         mu_warmup_gain=draw(st.sampled_from([0.0, 4.0])), mu_warmup_n=draw(st.integers(0, 8)),
+        mu_init_by_dataset=draw(st.sampled_from([{}, {"gsm8k": 3.0}, {"mbpp": 0.0, "*": 150.0}])),
+        floor_targets=draw(st.sampled_from([{}, {"gsm8k": 0.95}, {"mbpp": 0.2}])),
     )
     zones = {"SE": 1, "US-MIDA-PJM": 2, "IN-WE": 3}
     readings = [IntensityReading(z, draw(st.floats(0.0, 1_000.0)), draw(st.integers(0, 50_000)),
