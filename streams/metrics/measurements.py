@@ -30,7 +30,7 @@ THROUGHPUT = "gar_throughput"
 WRITER = "gar_metrics_writer"
 
 DecisionKey = tuple[str, str, str, str, str]  # tenant, model, region, reason, policy
-_MAX_CACHED_HEADS = 100_000  # decision series whose escaped tags are kept (~150 B each)
+_MAX_CACHED_HEADS = 10_000  # decision series whose escaped tags are kept (~300 B each)
 
 ALL_MEASUREMENTS = (
     DECISIONS,

@@ -173,13 +173,15 @@ class DecisionTotals:
     """Decision metrics of any number of batches, written as one set of points: sums per
     (tenant, model, region, reason, policy), and the latest budget, duals per tenant and
     intensity per region. The router adds every batch and writes at most once per interval, so
-    the points (and their encoding) no longer grow with the number of batches."""
+    the points (and their encoding) no longer grow with the number of batches. Only numbers
+    are kept between batches, never a decision (which would pin its batch's matrices)."""
 
     def __init__(self) -> None:
         self.groups: dict[DecisionKey, list[float]] = defaultdict(lambda: [0.0] * 6)
-        self.last: dict[str, Decision] = {}
-        self.last_ds: dict[tuple[str, str], Decision] = {}
-        self.by_region: dict[int, Decision] = {}
+        # tenant -> (window spend incl. the decision, budget, lambda after, nu after)
+        self.last: dict[str, tuple[float, float | None, float, float]] = {}
+        self.last_mu: dict[tuple[str, str], float] = {}
+        self.by_region: dict[int, IntensitySample] = {}
         self.decisions = 0
 
     def add(self, decisions: Sequence[Decision]) -> None:
@@ -191,12 +193,21 @@ class DecisionTotals:
         for js in by_batch.values():
             _batch_totals(decisions, js, self.groups)
         # the latest decision per tenant / (tenant, dataset) / region, in decision order
-        last, last_ds, by_region = self.last, self.last_ds, self.by_region
+        last: dict[str, Decision] = {}
+        last_ds: dict[tuple[str, str], Decision] = {}
+        by_region: dict[int, Decision] = {}
         for d in decisions:
             req = d.shared.est.requests[d.row]
             last[req.tenant] = d
             last_ds[(req.tenant, req.dataset)] = d
             by_region[int(d.shared.ctx.catalog.cand_region_idx[d.candidate])] = d
+        for t, d in last.items():
+            self.last[t] = (d.window_spend_g_before + d.co2_g, d.budget_g, d.lam_after,
+                            d.nu_after)
+        for key, d in last_ds.items():
+            self.last_mu[key] = d.mu_after
+        for ri, d in by_region.items():
+            self.by_region[ri] = _intensity_sample(ri, d)
         self.decisions += len(decisions)
 
     def write(self, metrics: Metrics, *, budget_window_s: float, ts_ms: int | None) -> None:
@@ -204,20 +215,17 @@ class DecisionTotals:
             return
         metrics.decision_totals(self.groups, ts_ms)
         mu: dict[str, dict[str, float]] = {}
-        for (tenant, ds), d in self.last_ds.items():
-            mu.setdefault(tenant, {})[ds] = d.mu_after
+        for (tenant, ds), value in self.last_mu.items():
+            mu.setdefault(tenant, {})[ds] = value
         last = self.last
         metrics.budgets(
-            [
-                BudgetSample(t, d.window_spend_g_before + d.co2_g, d.budget_g, budget_window_s)
-                for t, d in last.items()
-                if d.budget_g is not None
-            ],
+            [BudgetSample(t, spend, budget, budget_window_s)
+             for t, (spend, budget, _, _) in last.items() if budget is not None],
             ts_ms,
         )
-        metrics.duals([DualSample(t, d.lam_after, d.nu_after, mu[t]) for t, d in last.items()],
+        metrics.duals([DualSample(t, lam, nu, mu[t]) for t, (_, _, lam, nu) in last.items()],
                       ts_ms)
-        metrics.intensity([_intensity_sample(ri, d) for ri, d in self.by_region.items()], ts_ms)
+        metrics.intensity(list(self.by_region.values()), ts_ms)
 
 
 def _intensity_sample(region_idx: int, d: Decision) -> IntensitySample:
