@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -176,3 +177,30 @@ def test_window_floor_oracle_holds_each_window_and_costs_at_least_the_horizon_lp
     s = summary(run.metrics, window_oracle=run.window_oracle)
     assert s["gar_pd_co2_ratio_to_oracle_lp_with_window_floors"] == pytest.approx(
         run.metrics["gar-pd"]["co2_g_per_request"] / run.window_oracle["co2_g_per_request"])
+
+
+def test_window_margin_bound_rises_until_the_windows_are_met(small_scenario: Scenario) -> None:
+    """The bound's rows have rising margins and never cheaper CO2; it stops at the first row
+    that meets the acceptance criteria as realised, and the summary reports that row."""
+    from streams.eval.oracles import run_oracle
+    from streams.eval.runner import oracle_metrics, summary, window_margin_bound
+
+    scn = small_scenario
+    everything = scn.world.all_outcomes()
+    rows = window_margin_bound(scn, everything, margins=(0.0, 0.01, 0.02, 0.04))
+    assert rows
+    margins = [r["pool_margin"] for r in rows]
+    assert margins == sorted(margins)
+    co2 = [r["co2_g_per_request"] for r in rows]
+    assert all(b >= a * (1 - 1e-9) for a, b in itertools.pairwise(co2))
+    met = [r["floor_met"] and r["floor_met_fraction"] >= 0.95 for r in rows]
+    assert not any(met[:-1])  # it stops at the first row that meets them
+    lp = oracle_metrics(scn, run_oracle("oracle-lp", scn, everything), everything)
+    s = summary({"gar-pd": lp, "oracle-lp": lp}, window_bound=rows)
+    bound = s["oracle_lp_window_margin_bound"]
+    if met[-1]:
+        assert bound["meets_windows_at_margin"] == rows[-1]["pool_margin"]
+        assert bound["co2_ratio_to_oracle_lp"] == pytest.approx(
+            rows[-1]["co2_g_per_request"] / lp["co2_g_per_request"])
+    else:
+        assert bound["meets_windows_at_margin"] is None
