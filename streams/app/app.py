@@ -22,7 +22,7 @@ from streams.app.catalog import load_catalog
 from streams.app.checkpoint import compact
 from streams.app.dedupe import DedupeIndex
 from streams.app.direct import DirectRequests
-from streams.app.kafka import faust_broker_url
+from streams.app.kafka import faust_broker_url, use_idempotent_producer
 from streams.app.records import dead_letter_bytes
 from streams.app.recovery import DecisionTail
 from streams.app.router import RawMessage, Router, tenant_map
@@ -120,6 +120,7 @@ def create_app(
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
     )
+    use_idempotent_producer(app)  # a retried produce request is not appended twice
     completions_topic = app.topic(layout.completions, **RAW)
     intensity_topic = app.topic(layout.carbon_intensity, **RAW)
     policy_topic = app.topic(layout.policy, **RAW)

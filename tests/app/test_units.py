@@ -292,3 +292,26 @@ def test_dedupe_is_per_tenant_another_tenants_reused_id_is_decided(
     asyncio.run(first.flush())
     tenants = sorted(orjson.loads(v)["tenant"] for _, _, v in prod.records(layout.decisions))
     assert tenants == ["acme", "globex"]
+
+
+def test_worker_producer_is_idempotent() -> None:
+    """A produce request retried after a lost ack must not append a decision twice: the
+    worker's Faust producer builds an aiokafka producer with idempotence (and acks=all)."""
+    import asyncio
+
+    from streams.app.app import create_app
+    from streams.app.kafka import IdempotentProducer
+    from streams.config import Settings
+
+    async def build() -> tuple[object, dict[str, object], bool]:
+        producer = create_app(Settings()).app.producer
+        client = producer._new_producer()
+        try:
+            return producer, dict(producer._settings_extra()), client._txn_manager is not None
+        finally:
+            await client.stop()
+
+    producer, extra, has_txn_manager = asyncio.run(build())
+    assert isinstance(producer, IdempotentProducer)
+    assert extra == {"acks": "all", "enable_idempotence": True}
+    assert has_txn_manager  # aiokafka keeps producer id + sequences only when idempotent
