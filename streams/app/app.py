@@ -183,7 +183,7 @@ def create_app(
             else:
                 found, end = await tail.scan(layout.decisions, p, wm)
                 cfg = views.policy
-                router.absorb_recovered(found, p, cfg.bucket_ms, cfg.budget_buckets)
+                router.absorb_recovered(found, p, cfg.bucket_ms, cfg.budget_buckets, cfg)
                 counters.recovered_decisions += len(found)
                 if found:
                     log.warning("partition %d: %d decisions after checkpoint %d (recovered)",

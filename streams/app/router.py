@@ -25,6 +25,7 @@ from streams.app.topics import TopicLayout
 from streams.core.catalog import Catalog
 from streams.core.context import RoutingContext
 from streams.core.inputs import Request
+from streams.core.policy_config import PolicyConfig
 from streams.core.tenant import TenantState, TenantWork
 from streams.ingress.context import IngressContext
 from streams.ingress.rejected import Reason, Rejected, Source, Stage
@@ -94,12 +95,14 @@ class Router:
 
     def absorb_recovered(
         self, found: Mapping[str, Mapping[str, Any]], partition: int, bucket_ms: int,
-        n_buckets: int,
+        n_buckets: int, config: PolicyConfig | None = None,
     ) -> None:
         """Fold decisions found after the last checkpoint (in log order) into the tenant state,
         exactly as ``decide_batch`` did when it made them: the budget window is charged with the
         decision's CO2, the duals become its ``duals_after`` and the sequence its
-        ``tenant_seq``. Their requests will then be re-dispatched, not re-decided."""
+        ``tenant_seq``; a gar-pd decision also consumes its dataset's pending feedback surprise
+        and, with ``config``'s mu warm-up on, one warm-up step. Their requests will then be
+        re-dispatched, not re-decided."""
         for key, rec in found.items():  # key: dedupe_key(tenant, request id)
             self.recovered[key] = dict(rec)
             tenant = str(rec["tenant"])
@@ -110,8 +113,11 @@ class Router:
             in_window = work.advance(int(rec["ts_ms"]))
             work.charge(int(rec["ts_ms"]), float(rec["co2_g"]), in_window)
             after = rec["duals_after"]
+            ds = str(rec["dataset"])
+            if rec.get("policy") == "gar-pd":
+                _gar_pd_bookkeeping(work, ds, config)
             work.lam, work.nu = float(after["lambda"]), float(after["nu"])
-            work.mu[str(rec["dataset"])] = float(after["mu"])
+            work.mu[ds] = float(after["mu"])
             work.seq = int(rec["tenant_seq"])
             self.tenants.put(tenant, work.freeze(), partition)
 
@@ -244,6 +250,26 @@ class Router:
         t.redispatched += s.redispatched
         for m, n in s.decisions_per_model.items():
             t.decisions_per_model[m] = t.decisions_per_model.get(m, 0) + n
+
+
+def _gar_pd_bookkeeping(work: TenantWork, ds: str, config: PolicyConfig | None) -> None:
+    """What a gar-pd decision on dataset ``ds`` does to the state besides the duals (mirrors
+    ``GarPD.decide_estimates``): a first decision on ``ds`` starts its warm-up count; each
+    decision consumes the pending surprise and one warm-up step."""
+    n = config.mu_warmup_n if config is not None and config.mu_warmup_gain > 0.0 else 0
+    warmup = n > 0
+    if warmup and ds not in work.mu:
+        if work.warmup is None:
+            work.warmup = {}
+        work.warmup[ds] = n
+    if work.surprise:
+        work.surprise.pop(ds, None)
+    wd = work.warmup
+    if warmup and wd and ds in wd:
+        if wd[ds] > 1:
+            wd[ds] -= 1
+        else:
+            del wd[ds]
 
 
 def _as_mapping(states: Any) -> Mapping[str, TenantState]:
