@@ -277,3 +277,29 @@ def print_summary(console: Console, catalog: Catalog, res: DemoResult) -> None:
     s.add_row("decision reasons",
               ", ".join(f"{k}={v}" for k, v in Counter(d["reason"] for d in decs).items()))
     console.print(s)
+    console.print(dataset_table(decs, comp))
+
+
+def dataset_table(decs: list[dict[str, Any]], completions: list[dict[str, Any]]) -> Table:
+    """Realised accuracy per dataset against its floor: the floors are per dataset, so a pooled
+    mean can hide which one is under (or over) its floor."""
+    graded: dict[str, list[float]] = {}
+    for c in completions:
+        if c.get("correct") is not None:
+            graded.setdefault(str(c["dataset"]), []).append(1.0 if c["correct"] else 0.0)
+    t = Table(title="accuracy per dataset (realised, graded fleet telemetry)",
+              caption="one replayed day from a cold start, like gar-pd's first day in "
+                      "docs/evaluation.md (its one missed window): the accuracy dual is still "
+                      "warming up, and the worker does not fold correctness feedback yet")
+    for col in ("dataset", "decisions", "floor", "realised", "gap pt", "infeasible"):
+        t.add_column(col, justify="left" if col == "dataset" else "right")
+    for ds in sorted({str(d["dataset"]) for d in decs}):
+        mine = [d for d in decs if d["dataset"] == ds]
+        floor = float(np.mean([d["floor"] for d in mine]))
+        got = graded.get(ds)
+        acc = float(np.mean(got)) if got else None
+        t.add_row(ds, str(len(mine)), f"{floor:.3f}",
+                  "n/a" if acc is None else f"{acc:.3f}",
+                  "n/a" if acc is None else f"{100 * (acc - floor):+.1f}",
+                  str(sum(d["reason"] == "infeasible_fallback" for d in mine)))
+    return t

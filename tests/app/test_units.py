@@ -360,3 +360,24 @@ def test_absorbed_decisions_leave_the_state_an_uninterrupted_run_has(warmup: boo
     assert (got.lam, got.nu) == (want.lam, want.nu)
     if warmup:
         assert want.warmup  # the case exercises a warm-up still running
+
+
+def test_demo_dataset_table_scores_each_dataset_against_its_floor() -> None:
+    from rich.console import Console
+
+    from streams.app.demo import dataset_table
+
+    decs = [
+        {"dataset": "gsm8k", "floor": 0.8, "reason": "optimal"},
+        {"dataset": "gsm8k", "floor": 0.8, "reason": "infeasible_fallback"},
+        {"dataset": "mbpp", "floor": 0.5, "reason": "optimal"},
+    ]
+    comp = [{"dataset": "gsm8k", "correct": True}, {"dataset": "gsm8k", "correct": False},
+            {"dataset": "mbpp", "correct": None}]
+    console = Console(width=200, record=True)
+    console.print(dataset_table(decs, comp))
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in console.export_text().splitlines()
+            if line.startswith("│") and ("gsm8k" in line or "mbpp" in line)}
+    assert rows["gsm8k"] == ["2", "0.800", "0.500", "-30.0", "1"]
+    assert rows["mbpp"] == ["1", "0.500", "n/a", "n/a", "0"]
