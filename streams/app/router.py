@@ -25,6 +25,7 @@ from streams.app.topics import TopicLayout
 from streams.core.catalog import Catalog
 from streams.core.context import RoutingContext
 from streams.core.inputs import Request
+from streams.core.policies.gar import redo_side_state
 from streams.core.policy_config import PolicyConfig
 from streams.core.tenant import TenantState, TenantWork
 from streams.ingress.context import IngressContext
@@ -32,6 +33,8 @@ from streams.ingress.rejected import Reason, Rejected, Source, Stage
 from streams.ingress.requests import parse_request
 
 log = logging.getLogger(__name__)
+
+_DEFAULT_CONFIG = PolicyConfig()
 
 
 class RawMessage(NamedTuple):
@@ -115,7 +118,7 @@ class Router:
             after = rec["duals_after"]
             ds = str(rec["dataset"])
             if rec.get("policy") == "gar-pd":
-                _gar_pd_bookkeeping(work, ds, config)
+                redo_side_state(work, ds, config or _DEFAULT_CONFIG)
             work.lam, work.nu = float(after["lambda"]), float(after["nu"])
             work.mu[ds] = float(after["mu"])
             work.seq = int(rec["tenant_seq"])
@@ -250,26 +253,6 @@ class Router:
         t.redispatched += s.redispatched
         for m, n in s.decisions_per_model.items():
             t.decisions_per_model[m] = t.decisions_per_model.get(m, 0) + n
-
-
-def _gar_pd_bookkeeping(work: TenantWork, ds: str, config: PolicyConfig | None) -> None:
-    """What a gar-pd decision on dataset ``ds`` does to the state besides the duals (mirrors
-    ``GarPD.decide_estimates``): a first decision on ``ds`` starts its warm-up count; each
-    decision consumes the pending surprise and one warm-up step."""
-    n = config.mu_warmup_n if config is not None and config.mu_warmup_gain > 0.0 else 0
-    warmup = n > 0
-    if warmup and ds not in work.mu:
-        if work.warmup is None:
-            work.warmup = {}
-        work.warmup[ds] = n
-    if work.surprise:
-        work.surprise.pop(ds, None)
-    wd = work.warmup
-    if warmup and wd and ds in wd:
-        if wd[ds] > 1:
-            wd[ds] -= 1
-        else:
-            del wd[ds]
 
 
 def _as_mapping(states: Any) -> Mapping[str, TenantState]:

@@ -120,6 +120,37 @@ def _bound_weights(hard_c: BoolArray, cn_c: FloatArray, acc_c: FloatArray, ln_c:
 
 
 # --- gar-pd --------------------------------------------------------------------------------------
+def warmup_begin(w: TenantWork, ds: str, n: int) -> None:
+    """A new (tenant, dataset) under the mu warm-up: its first ``n`` mu steps are boosted."""
+    if w.warmup is None:
+        w.warmup = {}
+    w.warmup[ds] = n
+
+
+def warmup_take(wd: dict[str, int], ds: str) -> int:
+    """Take one warm-up step of ``ds``; returns the remaining count before it."""
+    wu = wd[ds]
+    if wu > 1:
+        wd[ds] = wu - 1
+    else:
+        del wd[ds]
+    return wu
+
+
+def redo_side_state(w: TenantWork, ds: str, cfg: PolicyConfig) -> None:
+    """What a gar-pd decision on ``ds`` changes in the tenant state besides the duals, the
+    budget window and the sequence (which its record carries): it starts ``ds``'s warm-up on a
+    first decision, consumes the pending feedback surprise and takes one warm-up step. Crash
+    recovery replays this for decisions logged after the last checkpoint."""
+    n = cfg.mu_warmup_n if cfg.mu_warmup_gain > 0.0 else 0
+    if n > 0 and ds not in w.mu:
+        warmup_begin(w, ds, n)
+    if w.surprise:
+        w.surprise.pop(ds, None)
+    if n > 0 and w.warmup and ds in w.warmup:
+        warmup_take(w.warmup, ds)
+
+
 class GarPD(PolicyBase):
     """Corrected GAR-PD. Dual updates after choosing k for request i (tenant t, dataset d):
 
@@ -230,10 +261,8 @@ class GarPD(PolicyBase):
             lam, nu = w.lam, w.nu
             mu = w.mu.get(ds)
             if mu is None:
-                if warmup:  # a new (tenant, dataset): its first mu steps are boosted
-                    if w.warmup is None:
-                        w.warmup = {}
-                    w.warmup[ds] = wu_n
+                if warmup:
+                    warmup_begin(w, ds, wu_n)
                 mu_ds = mu_init_ds.get(ds)
                 if mu_ds is not None:  # a calibrated start replaces the warm start
                     mu = min(float(mu_ds), mu_max)
@@ -283,17 +312,13 @@ class GarPD(PolicyBase):
                 acc_k += fb
             wd = w.warmup
             if warmup and wd and ds in wd:
-                wu = wd[ds]
+                wu = warmup_take(wd, ds)
                 # Boosted step, folded into the counted accuracy so that the record's
                 # accuracy_est carries it (record replay holds no warm-up state: no boost).
                 tgt = tgts[i]
                 p_k = acc.item(i, k)
                 fb = tgt - (1.0 + wu_gain * min(wu, wu_n) / wu_n) * (tgt - acc_k) - p_k
                 acc_k = p_k + fb
-                if wu > 1:
-                    wd[ds] = wu - 1
-                else:
-                    del wd[ds]
             mu_a = mu + eta_m * (tgts[i] - acc_k)
             mu_a = 0.0 if mu_a < 0.0 else (mu_max if mu_a > mu_max else mu_a)
             nu_a = nu + eta_n * (lat.item(i, k) / caps[i] - target_ratio)
