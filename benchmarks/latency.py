@@ -127,15 +127,19 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
             windows.append((start + first, start + n, lv, achieved))
             start += n
             await asyncio.sleep(2.0)  # drain before the next level
-        records = await read_all(settings, [lay.requests, *lay.dispatch.values()])
+        records = await read_all(settings, [lay.requests, lay.decisions,
+                                            *lay.dispatch.values()])
     finally:
         bl.stop([worker])
         await bl.delete_run_topics(settings)
     req_ts: dict[str, int] = {}
     disp_ts: dict[str, int] = {}
+    dec_ts: dict[str, int] = {}
     for m in records:
         if m.topic == lay.requests:
             req_ts[orjson.loads(m.value)["request_id"]] = m.timestamp
+        elif m.topic == lay.decisions:
+            dec_ts.setdefault(orjson.loads(m.value)["request_id"], m.timestamp)
         elif m.key is not None:
             disp_ts.setdefault(m.key.decode(), m.timestamp)
     index = {r.request_id: i for i, r in enumerate(wl.requests)}
@@ -143,12 +147,20 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
         pairs = sorted((index[rid], disp_ts[rid] - ts) for rid, ts in req_ts.items()
                        if lo <= index.get(rid, -1) < hi and rid in disp_ts)
         lat = np.array([ms for _, ms in pairs], dtype=float)
+        # Where the time goes: fetch + parse + decide + decision flush, then the commit chain
+        # (wait for the decision ack and the earlier batches' commits, dispatch flush).
+        ids = [rid for rid in req_ts if lo <= index.get(rid, -1) < hi
+               and rid in disp_ts and rid in dec_ts]
+        to_decision = np.array([dec_ts[r] - req_ts[r] for r in ids], dtype=float)
+        to_dispatch = np.array([disp_ts[r] - dec_ts[r] for r in ids], dtype=float)
         # p50 per tenth of the level in send order: rising = the worker falls behind.
         trend = [round(float(np.median(part)), 1) for part in np.array_split(lat, 10) if part.size]
         missing = sum(1 for rid in req_ts if lo <= index.get(rid, -1) < hi and rid not in disp_ts)
         levels_out.append({"load": lv, "target_rate_per_s": round(lv * max_rate),
                            "achieved_rate_per_s": round(achieved), "no_dispatch": missing,
-                           **percentiles(lat), "p50_ms_by_tenth": trend})
+                           **percentiles(lat), "p50_ms_by_tenth": trend,
+                           "request_to_decision": percentiles(to_decision),
+                           "decision_to_dispatch": percentiles(to_dispatch)})
     return {"max_rate_per_s": round(max_rate), "partitions": partitions, "levels": levels_out,
             "hot_path": getattr(settings.worker, "hot_path", "faust"),
             "batch_max": settings.worker.batch_max,
@@ -178,12 +190,15 @@ def main() -> None:
     levels = [float(x) for x in args.levels.split(",")]
     res = asyncio.run(run(levels, args.seconds, max_rate, args.warmup_s, args.partitions))
     rows = ["| load | target/s | achieved/s | decisions measured | p50 ms | p99 ms | p99.9 ms | "
-            "max ms | no dispatch |", "|---|---|---|---|---|---|---|---|---|"]
+            "max ms | no dispatch | request->decision p50/p99 | decision->dispatch p50/p99 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for lv in res["levels"]:
+        a, b = lv["request_to_decision"], lv["decision_to_dispatch"]
         rows.append(f"| {lv['load']:.0%} | {lv['target_rate_per_s']:,} | "
                     f"{lv['achieved_rate_per_s']:,} | {lv['count']:,} | {lv.get('p50_ms')} | "
                     f"{lv.get('p99_ms')} | {lv.get('p999_ms')} | {lv.get('max_ms')} | "
-                    f"{lv['no_dispatch']} |")
+                    f"{lv['no_dispatch']} | {a.get('p50_ms')} / {a.get('p99_ms')} | "
+                    f"{b.get('p50_ms')} / {b.get('p99_ms')} |")
     body = (f"One worker, {res['partitions']} partitions, sustained maximum "
             f"{res['max_rate_per_s']:,} decisions/s, batch_max {res['batch_max']}, "
             f"batch_within {res['batch_within_s']} s, hot path `{res['hot_path']}`. Latency = "

@@ -99,6 +99,10 @@ class WorkerSettings(BaseModel):
     hot_path: Literal["direct", "faust"] = "direct"
     web_enabled: bool = False
     log_level: str = "warning"
+    # Collector settings of `gar worker` (streams/app/gc_tuning.py): young-generation threshold
+    # (CPython's default 700; 0 keeps it) and freezing start-up/recovery survivors.
+    gc_gen0_threshold: int = 10_000
+    gc_freeze_after_recovery: bool = True
     # Fault injection for tests: exit the process (as kill -9 would) right after the decisions of
     # route batch N are acked, before their dispatch and checkpoint. 0 = off.
     fault_exit_after_decisions_batch: int = 0
