@@ -115,7 +115,9 @@ def create_app(
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_ms / 1000,
         broker_commit_interval=1.0,
         producer_max_batch_size=1_000_000,
-        producer_linger_ms=1,
+        # Every send is a whole batch built by BatchSink: lingering only delays it (1 ms
+        # added ~1.4 ms per produce round trip, and a decision waits for two of them).
+        producer_linger_ms=0,
         stream_buffer_maxsize=max(4 * w.batch_max, 4096),
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
