@@ -17,12 +17,13 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from streams.app.catalog import load_catalog
 from streams.app.checkpoint import compact
 from streams.app.dedupe import DedupeIndex
 from streams.app.direct import DirectRequests
-from streams.app.kafka import faust_broker_url, use_idempotent_producer
+from streams.app.kafka import client_kwargs, faust_broker_url, use_idempotent_producer
 from streams.app.records import dead_letter_bytes
 from streams.app.recovery import DecisionTail
 from streams.app.router import RawMessage, Router, tenant_map
@@ -157,6 +158,20 @@ def create_app(
     def producer_sink() -> BatchSink:
         return BatchSink(app.producer._ensure_producer())  # type: ignore[attr-defined]
 
+    # Decisions (and request dead letters) have a producer of their own: aiokafka keeps one
+    # produce request in flight per broker connection, so on the shared producer a batch's
+    # decisions queued behind the previous batch's dispatch + checkpoint request.
+    own: list[AIOKafkaProducer] = []
+
+    async def decisions_sink() -> BatchSink:
+        if not own:
+            producer = AIOKafkaProducer(**client_kwargs(settings.kafka), acks="all",
+                                        enable_idempotence=True, linger_ms=0,
+                                        max_batch_size=1_000_000, max_request_size=4 * 2**20)
+            await producer.start()
+            own.append(producer)
+        return BatchSink(own[0])
+
     def dead_letter(
         sink: BatchSink, rej: Rejected, key: bytes | None, partition: int, now_ms: int
     ) -> None:
@@ -217,7 +232,7 @@ def create_app(
         await ensure_recovered({m.partition for m in msgs})
         router.policy = policy_for(views.policy_name)
         t0 = time.perf_counter()
-        first, second, third = producer_sink(), producer_sink(), producer_sink()
+        first, second, third = await decisions_sink(), producer_sink(), producer_sink()
         stats = router.route_batch(ctx, msgs, first, second)
         # The checkpoint of the state this batch produced is captured now, before the next
         # batch changes it, and sent only after this batch's decisions are acked (commit).
@@ -449,6 +464,8 @@ def create_app(
         await tail.close()
         if direct is not None:
             await direct.close()
+        while own:
+            await own.pop().stop()
 
     @app.task  # type: ignore[untyped-decorator]
     async def quiet_root_logger() -> None:
