@@ -27,6 +27,7 @@ import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.app.admin import ensure_topics
@@ -222,6 +223,8 @@ async def group_members(settings: Settings, group: str) -> tuple[str, int]:
     await admin.start()
     try:
         resp = await admin.describe_consumer_groups([group])
+    except GroupCoordinatorNotAvailableError:  # a fresh broker creates __consumer_offsets
+        return "Unknown", 0
     finally:
         await admin.close()
     for r in resp:
