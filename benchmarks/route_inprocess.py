@@ -138,18 +138,21 @@ def main() -> None:
     msgs = [RawMessage("bench.requests", i % 2, i // 2, None, key, value)
             for i, (key, value) in enumerate(wl.values)]
     config = bench_policy(wl)
-    best = float("inf")
+    best = best_cpu = float("inf")
     prod = _Producer()
     for _ in range(args.repeat):
         prod = _Producer()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         asyncio.run(route_all(msgs, wl, args.batch, prod, config))
         best = min(best, time.perf_counter() - t0)
+        # Process CPU time: less sensitive than wall time to other jobs on the shared cores.
+        best_cpu = min(best_cpu, time.process_time() - c0)
     out = [v for t, v in prod.sent if ".decisions" in t or ".dispatch." in t]
     digest = hashlib.sha256(b"\n".join(out)).hexdigest()[:16]
     print(json.dumps({"router_module": router_module.__file__, "requests": len(msgs),
                       "records": len(out), "records_sha256_16": digest,
-                      "us_per_request": round(1e6 * best / len(msgs), 1)}))
+                      "us_per_request": round(1e6 * best / len(msgs), 1),
+                      "cpu_us_per_request": round(1e6 * best_cpu / len(msgs), 1)}))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ vectorised; policies only loop where the duals make request i depend on request 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
@@ -224,6 +224,28 @@ class RoutingContext:
     def _eligible_row(self, req: Request) -> BoolArray:
         return self._overrides(req)[1]
 
+    def _eligible_rows(self, requests: Sequence[Request],
+                       keys: Iterable[tuple[object, ...]]) -> BoolArray:
+        """(N, K) eligibility of a batch with overrides: each distinct override tuple (a
+        batch repeats a few allow-lists) is validated and priced once, then one gather.
+        Raises ``RequestError`` for the first request that fails ``validate``."""
+        no_overrides = (None, None, None, None)
+        slot: dict[tuple[object, ...], int] = {no_overrides: 0}
+        table: list[BoolArray] = [np.ones(self.catalog.n_candidates, dtype=bool)]
+        which: list[int] = []
+        for i, key in enumerate(keys):
+            j = slot.get(key)
+            if j is None:
+                r = requests[i]
+                why, row = self._overrides(r)
+                if why is not None:
+                    raise RequestError(why, r.request_id)
+                j = slot[key] = len(table)
+                table.append(row)
+            which.append(j)
+        out: BoolArray = np.asarray(table)[np.asarray(which, dtype=np.intp)]
+        return out
+
     def _eligible_row_uncached(self, req: Request) -> BoolArray:
         cat = self.catalog
         m_ok = np.ones(len(cat.models), dtype=bool)
@@ -279,12 +301,7 @@ class RoutingContext:
                 if v is not None:
                     cap[i] = v
         if am.count(None) + dm.count(None) + ar.count(None) + dr.count(None) != 4 * n:
-            for i, r in enumerate(requests):
-                if r.has_overrides:
-                    why = self.validate(r)
-                    if why is not None:
-                        raise RequestError(why, r.request_id)
-                    eligible[i] = self._eligible_row(r)
+            eligible = self._eligible_rows(requests, zip(am, dm, ar, dr, strict=True))
         # Output tokens: the request's own estimate, else the (model, dataset) estimator.
         out_tok = snap.out_tokens[cm[None, :], d_idx[:, None]]
         if given is not None:
