@@ -139,16 +139,17 @@ class Decision(NamedTuple):
         The batch's matrices are converted to Python lists once (on the first call for any
         decision of the batch), so each record only indexes lists. ``rows``: the batch's rows
         built by the caller (same batch), e.g. with pre-encoded per-candidate rows."""
-        sh = self.shared
+        # One unpack instead of an attribute lookup per field (hot path: one record per request).
+        (sh, i, k, reason, lam_b, mu_b, nu_b, lam_a, mu_a, nu_a, budget, left, spend0, count0,
+         in_win, seq, fb) = self
         b = sh.rows() if rows is None else rows
-        ctx, i, k = sh.ctx, self.row, self.candidate
         est = sh.est
-        req = sh.est.requests[i]
+        req = est.requests[i]
         m, r = b.deployments[k]
         ri = b.cand_region[k]
         age = b.age[i][ri]
         stale = b.stale[i][ri]
-        if self.budget_left_g is None:
+        if left is None:
             feasible = b.feasible_cols[b.feasible_off[i]:b.feasible_off[i + 1]]
         else:
             feasible = np.flatnonzero(self.feasible).tolist()
@@ -169,24 +170,23 @@ class Decision(NamedTuple):
             "candidate": k,
             "model": m,
             "region": r,
-            "reason": self.reason,
+            "reason": reason,
             # Chosen entries straight from the matrices (the rows may be pre-encoded); the
             # recorded accuracy_est is the scoring accuracy even when the choice was optimistic.
             "co2_g": est.co2_g.item(i, k),
-            "accuracy_est": est.accuracy.item(i, k) + self.feedback,
+            "accuracy_est": est.accuracy.item(i, k) + fb,
             "latency_p95_ms_est": est.latency_ms.item(i, k),
             "floor": b.floor[i],
             "latency_cap_ms": b.cap[i],
-            "carbon_ref_g": ctx.carbon_ref_g,
-            "budget_g": self.budget_g,
-            "window_spend_g_before": self.window_spend_g_before,
-            "window_count_before": self.window_count_before,
-            "in_window": self.in_window,
-            "tenant_seq": self.tenant_seq,
+            "carbon_ref_g": sh.ctx.carbon_ref_g,
+            "budget_g": budget,
+            "window_spend_g_before": spend0,
+            "window_count_before": count0,
+            "in_window": in_win,
+            "tenant_seq": seq,
             "intensity_stale": stale,
-            "duals_before": {"lambda": self.lam_before, "mu": self.mu_before,
-                             "nu": self.nu_before},
-            "duals_after": {"lambda": self.lam_after, "mu": self.mu_after, "nu": self.nu_after},
+            "duals_before": {"lambda": lam_b, "mu": mu_b, "nu": nu_b},
+            "duals_after": {"lambda": lam_a, "mu": mu_a, "nu": nu_a},
             "intensity": {
                 **b.reading[ri],
                 "intensity_g_per_kwh": b.used[i][ri],
@@ -198,7 +198,7 @@ class Decision(NamedTuple):
                 "accuracy": b.acc[i],
                 "latency_ms": b.lat[i],
                 "feasible": feasible,
-                "eligible": None if b.eligible_all[i] else b.eligible_cols(est.eligible[i]),
+                "eligible": None if b.eligible_all[i] else b.eligible_cols_of(i),
             },
         }
 
@@ -218,9 +218,10 @@ class BatchRows:
     ``matrix_rows`` converts the three per-candidate (N, K) matrices (CO2, accuracy, latency);
     it must yield, per row, something that serialises to the same JSON as the row's list."""
 
-    __slots__ = ("_eligible_memo", "acc", "age", "cand_region", "cap", "catalog_version", "co2",
-                 "deployments", "eligible_all", "estimator_seq", "feasible_cols", "feasible_off",
-                 "floor", "lat", "mode", "policy_version", "reading", "stale", "used")
+    __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2", "deployments",
+                 "eligible_all", "eligible_idx", "eligible_off", "estimator_seq", "feasible_cols",
+                 "feasible_off", "floor", "lat", "mode", "policy_version", "reading", "stale",
+                 "used")
 
     def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray,
                  chose_on_optimistic: bool = False, matrix_rows: MatrixRows = _tolist) -> None:
@@ -239,10 +240,8 @@ class BatchRows:
         self.age: list[list[int]] = est.intensity_age_ms.tolist()
         self.stale: list[list[bool]] = est.intensity_stale.tolist()
         self.eligible_all: list[bool] = np.all(est.eligible, axis=1).tolist()
-        self._eligible_memo: dict[bytes, list[int]] = {}
-        counts = np.count_nonzero(feasible, axis=1)
-        self.feasible_off: list[int] = [0, *np.cumsum(counts).tolist()]
-        self.feasible_cols: list[int] = np.nonzero(feasible)[1].tolist()
+        self.eligible_off, self.eligible_idx = _row_cols(est.eligible)
+        self.feasible_off, self.feasible_cols = _row_cols(feasible)
         self.deployments = cat.deployments
         self.cand_region: list[int] = cat.cand_region_idx.tolist()
         self.policy_version = ctx.config.version
@@ -261,10 +260,13 @@ class BatchRows:
                 "source_offset": None if rd is None else rd.source_offset,
             })
 
-    def eligible_cols(self, row: BoolArray) -> list[int]:
-        """Indices of the eligible candidates of one row (rows repeat: a few allow-lists)."""
-        key = row.tobytes()
-        cols = self._eligible_memo.get(key)
-        if cols is None:
-            cols = self._eligible_memo[key] = np.flatnonzero(row).tolist()
-        return list(cols)  # each record owns its list
+    def eligible_cols_of(self, i: int) -> list[int]:
+        """Indices of the eligible candidates of row ``i`` (a new list: each record owns it)."""
+        return self.eligible_idx[self.eligible_off[i]:self.eligible_off[i + 1]]
+
+
+def _row_cols(mask: BoolArray) -> tuple[list[int], list[int]]:
+    """(offsets, columns) of the True entries of an (N, K) mask: row i's columns are
+    ``columns[offsets[i]:offsets[i + 1]]`` (one numpy pass per batch, a list slice per row)."""
+    counts = np.count_nonzero(mask, axis=1)
+    return [0, *np.cumsum(counts).tolist()], np.nonzero(mask)[1].tolist()
