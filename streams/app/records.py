@@ -18,7 +18,13 @@ from streams.core.catalog import FloatArray
 from streams.core.decision import BatchRows, Decision, DecisionContext
 from streams.core.inputs import Request
 from streams.ingress.rejected import Rejected
-from streams.schema import dead_letter_record, decision_record, dispatch_record, encode
+from streams.schema import (
+    dead_letter_record,
+    decision_record,
+    dispatch_record,
+    encode,
+    encode_decision,
+)
 from streams.schema.records import SourceLike
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -51,7 +57,34 @@ def fragment_rows(matrix: FloatArray) -> Sequence[orjson.Fragment]:
     if k == 0:
         return [orjson.Fragment(b"[]")] * n
     m = np.ascontiguousarray(matrix, dtype=np.float64)
-    first: list[int] = []  # row index of each distinct row
+    first, which = _distinct_rows(m)
+    if len(first) == n:
+        return _split_rows(orjson.dumps(m, option=_NUMPY))
+    frags = _split_rows(orjson.dumps(m[first], option=_NUMPY))
+    return [frags[j] for j in which]
+
+
+def _split_rows(body: bytes) -> list[orjson.Fragment]:
+    return [orjson.Fragment(b"[" + row + b"]") for row in body[2:-2].split(b"],[")]
+
+
+# Odd 64-bit multipliers of the row hash (any fixed values work: equality is verified).
+_HASH_MULT = np.arange(1, 1 << 12, 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+
+
+def _distinct_rows(m: FloatArray) -> tuple[list[int], list[int]]:
+    """(row index of each distinct row, distinct slot of each row) of a C-contiguous float64
+    matrix, rows compared by their bytes. A wrapping integer hash of each row's bits groups
+    the rows in one numpy pass; the grouping is then checked bit for bit, and a hash collision
+    (never seen, but possible) falls back to hashing the rows' bytes one by one."""
+    k = m.shape[1]
+    bits = m.view(np.uint64)
+    if k <= len(_HASH_MULT):
+        h = (bits * _HASH_MULT[:k]).sum(axis=1, dtype=np.uint64)
+        _, first_a, which_a = np.unique(h, return_index=True, return_inverse=True)
+        if np.array_equal(bits[first_a][which_a], bits):
+            return first_a.tolist(), which_a.tolist()
+    first: list[int] = []
     slot: dict[bytes, int] = {}
     which: list[int] = []
     for i, row in enumerate(map(bytes, m)):
@@ -60,10 +93,7 @@ def fragment_rows(matrix: FloatArray) -> Sequence[orjson.Fragment]:
             j = slot[row] = len(first)
             first.append(i)
         which.append(j)
-    distinct = m if len(first) == n else m[first]
-    body = orjson.dumps(distinct, option=_NUMPY)
-    frags = [orjson.Fragment(b"[" + row + b"]") for row in body[2:-2].split(b"],[")]
-    return frags if len(first) == n else [frags[j] for j in which]
+    return first, which
 
 
 class BatchEncoder:
@@ -84,4 +114,5 @@ class BatchEncoder:
     def encode(self, dec: Decision, req: Request, src: SourceLike) -> tuple[str, bytes, bytes]:
         """(model, decision bytes, dispatch bytes) of one decision of ``req``."""
         record = dec.to_record(self._rows_of(dec.shared))
-        return (record["model"], decision_bytes(record, src), dispatch_bytes(req, record))
+        dispatch = dispatch_bytes(req, record)  # before encode_decision adds request_source
+        return record["model"], encode_decision(record, src), dispatch

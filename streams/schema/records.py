@@ -61,6 +61,17 @@ def decision_record(
     }
 
 
+_DECISION_HEAD = encode({"schema_version": SCHEMA_VERSION})[:-1] + b","
+
+
+def encode_decision(record: dict[str, Any], request_source: SourceLike | None) -> bytes:
+    """``encode(decision_record(record, request_source))`` without copying the record into a
+    new dict (hot path): the request source is added to ``record`` itself, so pass a record
+    of your own, e.g. fresh from ``Decision.to_record()`` (it has neither key)."""
+    record["request_source"] = source_dict(request_source)
+    return _DECISION_HEAD + encode(record)[1:]
+
+
 def dispatch_record(req: Request, decision: Mapping[str, Any]) -> dict[str, Any]:
     """What the chosen model's fleet consumes, from the request and its decision record."""
     return {

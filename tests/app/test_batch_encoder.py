@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops.decision_run import CATALOG, T0_MS, TENANTS
 
+from streams.app import records
 from streams.app.records import BatchEncoder, decision_bytes, dispatch_bytes, fragment_rows
 from streams.app.router import RawMessage
 from streams.core import (
@@ -91,6 +92,14 @@ def test_fragment_rows_match_orjson_of_python_floats(rows: list[list[float]]) ->
     twice = np.vstack([m, m[::-1], m])
     assert [orjson.dumps(f) for f in fragment_rows(twice)] == [
         orjson.dumps(r) for r in twice.tolist()]
+
+
+def test_fragment_rows_survive_a_row_hash_collision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row hashes alike: the bitwise check rejects the grouping and the bytes fallback
+    still keeps distinct rows (incl. 0.0 vs -0.0) apart."""
+    monkeypatch.setattr(records, "_HASH_MULT", np.zeros(8, dtype=np.uint64))
+    m = np.array([[1.0, 0.0], [1.0, -0.0], [1.0, 0.0], [np.nan, 2.5]])
+    assert [orjson.dumps(f) for f in fragment_rows(m)] == [orjson.dumps(r) for r in m.tolist()]
 
 
 def test_fragment_rows_of_empty_matrices() -> None:

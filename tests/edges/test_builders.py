@@ -39,6 +39,7 @@ from streams.schema import (
     decision_record,
     dispatch_record,
     encode,
+    encode_decision,
     intensity_record,
     request_record,
     validation_errors,
@@ -92,6 +93,9 @@ def test_decision_and_dispatch_records_validate(routing: RoutingContext, policy:
         assert (dispatch["model"], dispatch["region"]) == (record["model"], record["region"])
         # Deterministic: re-emitting after recovery gives identical bytes.
         assert encode(dispatch_record(req, record)) == encode(dispatch)
+        # The hot path's encoder (no dict copy) writes the same bytes.
+        assert encode_decision(dec.to_record(), src) == encode(record)
+        assert encode_decision(dec.to_record(), None) == encode(decision_record(record, None))
 
 
 def test_decision_record_points_at_the_intensity_event(routing: RoutingContext) -> None:
