@@ -41,26 +41,57 @@ _OVERRIDES = frozenset(
 _REQUIRED_SET = frozenset(_REQUIRED)
 
 
+_FIELDS = (
+    "request_id", "tenant", "dataset", "input_tokens", "output_tokens_est", "client_region",
+    "ts_ms", "floor", "latency_cap_ms", "allow_models", "deny_models", "allow_regions",
+    "deny_regions",
+)
+
+
 def _slot_setters() -> tuple[Callable[[Request, Any], None], ...] | None:
+    if tuple(f.name for f in dataclasses.fields(Request)) != _FIELDS:
+        return None  # the class changed: use the checked constructor
     try:
-        return tuple(getattr(Request, f.name).__set__ for f in dataclasses.fields(Request))
+        return tuple(getattr(Request, name).__set__ for name in _FIELDS)
     except AttributeError:  # not a slots class any more: use the checked constructor
         return None
 
 
 _SETTERS = _slot_setters()
 _new = object.__new__
+if _SETTERS is not None:
+    (_set_id, _set_tenant, _set_dataset, _set_in, _set_out, _set_client, _set_ts, _set_floor,
+     _set_cap, _set_am, _set_dm, _set_ar, _set_dr) = _SETTERS
 
 
-def _request(*values: Any) -> Request:
-    """``Request(*values)`` without its ``__post_init__`` re-check: every value was checked
+def _request(
+    request_id: str, tenant: str, dataset: str, input_tokens: int, output_tokens_est: int | None,
+    client_region: str, ts_ms: int, floor: float | None, latency_cap_ms: float | None,
+    allow_models: tuple[str, ...] | None, deny_models: tuple[str, ...] | None,
+    allow_regions: tuple[str, ...] | None, deny_regions: tuple[str, ...] | None,
+) -> Request:
+    """``Request(...)`` without its ``__post_init__`` re-check: every value was checked
     here already, more strictly (types, ranges, catalog names; the fuzz tests assert that the
-    checked constructor accepts every parsed request). 1.0 instead of 3.5 µs on the hot path."""
-    if _SETTERS is None or len(values) != len(_SETTERS):
-        return Request(*values)
+    checked constructor accepts every parsed request). One slot store per field, unrolled
+    (a loop over the setters cost about as much again)."""
+    if _SETTERS is None:
+        return Request(request_id, tenant, dataset, input_tokens, output_tokens_est,
+                       client_region, ts_ms, floor, latency_cap_ms, allow_models, deny_models,
+                       allow_regions, deny_regions)
     req = _new(Request)
-    for set_slot, value in zip(_SETTERS, values, strict=True):
-        set_slot(req, value)
+    _set_id(req, request_id)
+    _set_tenant(req, tenant)
+    _set_dataset(req, dataset)
+    _set_in(req, input_tokens)
+    _set_out(req, output_tokens_est)
+    _set_client(req, client_region)
+    _set_ts(req, ts_ms)
+    _set_floor(req, floor)
+    _set_cap(req, latency_cap_ms)
+    _set_am(req, allow_models)
+    _set_dm(req, deny_models)
+    _set_ar(req, allow_regions)
+    _set_dr(req, deny_regions)
     return req
 
 
