@@ -150,12 +150,16 @@ class TenantWork:
 
     def _evict(self) -> None:
         lo = self.wm_bucket - self.n_buckets
-        # Sorted, so batch and one-at-a-time runs subtract in the same order (float-exact).
-        for b in sorted(b for b in self.buckets if b <= lo):
-            s, c = self.buckets.pop(b)
-            self.spend_g -= s
-            self.count -= int(c)
-        if not self.buckets:  # avoid float drift once the window empties
+        buckets = self.buckets
+        old = [b for b in buckets if b <= lo]
+        if old:
+            # Sorted, so batch and one-at-a-time runs subtract in the same order (float-exact).
+            old.sort()
+            for b in old:
+                s, c = buckets.pop(b)
+                self.spend_g -= s
+                self.count -= int(c)
+        if not buckets:  # avoid float drift once the window empties
             self.spend_g = 0.0
             self.count = 0
 
