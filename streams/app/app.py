@@ -150,7 +150,8 @@ def create_app(
     metrics = metrics if metrics is not None else build_metrics(settings.influx)
     tail = DecisionTail(settings.kafka)
     # Decision metrics are summed over batches and written once per writer interval.
-    decision_metrics = DecisionMetrics(metrics, settings.influx.flush_interval_ms / 1000)
+    decision_metrics = DecisionMetrics(metrics, settings.influx.flush_interval_ms / 1000,
+                                       background=True)
     scanned: set[int] = set()
     state = {"est_refreshed": 0.0, "est_published": 0.0}
     policies: dict[str, Any] = {}
@@ -460,6 +461,7 @@ def create_app(
     @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
     async def close_metrics(sender: Any, **kwargs: Any) -> None:
         decision_metrics.flush(budget_window_s=budget_window_s(), force=True)
+        decision_metrics.close()
         metrics.close()
         await tail.close()
         if direct is not None:

@@ -95,3 +95,27 @@ def test_decision_metrics_sum_batches_into_one_write_per_interval() -> None:
     last_budget = [x for x in per_batch.lines if x.startswith("gar_budget,tenant=acme")][-1]
     assert last_budget in summed.lines
     assert len(summed.lines) < len(per_batch.lines)
+
+
+def test_decision_metrics_background_writes_the_same_lines_in_order() -> None:
+    from streams.metrics.records import DecisionMetrics
+
+    run = make_run()
+    now = [0.0]
+    inline, background = RecordingSink(), RecordingSink()
+    w1 = MetricsWriter(inline, start=False, clock_ms=lambda: 5)
+    w2 = MetricsWriter(background, start=False, clock_ms=lambda: 5)
+    a = DecisionMetrics(Metrics(w1), interval_s=1.0, clock=lambda: now[0])
+    b = DecisionMetrics(Metrics(w2), interval_s=1.0, clock=lambda: now[0], background=True)
+    for lo in range(0, len(run.decisions), 20):
+        for acc in (a, b):
+            acc.add(run.decisions[lo : lo + 20])
+            acc.flush(budget_window_s=3600.0)
+        now[0] += 0.6  # a write is due every other batch
+    for acc in (a, b):
+        acc.flush(budget_window_s=3600.0, force=True)  # waits for the write in flight
+    b.close()
+    w1.flush()
+    w2.flush()
+    assert background.lines == inline.lines
+    assert sum(1 for x in background.lines if x.startswith("gar_decisions")) > 0
