@@ -150,7 +150,7 @@ class Decision(NamedTuple):
         age = b.age[i][ri]
         stale = b.stale[i][ri]
         if left is None:
-            feasible = b.feasible_cols[b.feasible_off[i]:b.feasible_off[i + 1]]
+            feasible = b.feasible_sets[b.feasible_of[i]][:]  # each record owns its list
         else:
             feasible = np.flatnonzero(self.feasible).tolist()
         return {
@@ -198,7 +198,7 @@ class Decision(NamedTuple):
                 "accuracy": b.acc[i],
                 "latency_ms": b.lat[i],
                 "feasible": feasible,
-                "eligible": None if b.eligible_all[i] else b.eligible_cols_of(i),
+                "eligible": None if b.eligible_all[i] else b.eligible_sets[b.eligible_of[i]][:],
             },
         }
 
@@ -219,8 +219,8 @@ class BatchRows:
     it must yield, per row, something that serialises to the same JSON as the row's list."""
 
     __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2", "deployments",
-                 "eligible_all", "eligible_idx", "eligible_off", "estimator_seq", "feasible_cols",
-                 "feasible_off", "floor", "lat", "mode", "policy_version", "reading", "stale",
+                 "eligible_all", "eligible_of", "eligible_sets", "estimator_seq", "feasible_of",
+                 "feasible_sets", "floor", "lat", "mode", "policy_version", "reading", "stale",
                  "used")
 
     def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray,
@@ -240,8 +240,8 @@ class BatchRows:
         self.age: list[list[int]] = est.intensity_age_ms.tolist()
         self.stale: list[list[bool]] = est.intensity_stale.tolist()
         self.eligible_all: list[bool] = np.all(est.eligible, axis=1).tolist()
-        self.eligible_off, self.eligible_idx = _row_cols(est.eligible)
-        self.feasible_off, self.feasible_cols = _row_cols(feasible)
+        self.eligible_sets, self.eligible_of = _row_cols(est.eligible)
+        self.feasible_sets, self.feasible_of = _row_cols(feasible)
         self.deployments = cat.deployments
         self.cand_region: list[int] = cat.cand_region_idx.tolist()
         self.policy_version = ctx.config.version
@@ -260,13 +260,23 @@ class BatchRows:
                 "source_offset": None if rd is None else rd.source_offset,
             })
 
-    def eligible_cols_of(self, i: int) -> list[int]:
-        """Indices of the eligible candidates of row ``i`` (a new list: each record owns it)."""
-        return self.eligible_idx[self.eligible_off[i]:self.eligible_off[i + 1]]
 
 
-def _row_cols(mask: BoolArray) -> tuple[list[int], list[int]]:
-    """(offsets, columns) of the True entries of an (N, K) mask: row i's columns are
-    ``columns[offsets[i]:offsets[i + 1]]`` (one numpy pass per batch, a list slice per row)."""
-    counts = np.count_nonzero(mask, axis=1)
-    return [0, *np.cumsum(counts).tolist()], np.nonzero(mask)[1].tolist()
+def _row_cols(mask: BoolArray) -> tuple[list[list[int]], list[int]]:
+    """The column lists of the distinct rows of an (N, K) mask and each row's index into them.
+    A batch has a few distinct rows (allow-lists, feasibility patterns): each row's bits,
+    packed into 64-bit words, are an exact key, so a few ``np.unique`` calls group them and
+    only the distinct rows are converted to lists."""
+    n, k = mask.shape
+    if n == 0 or k == 0:
+        return [[]], [0] * n
+    packed = np.packbits(mask, axis=1)
+    words = -(-packed.shape[1] // 8)
+    padded = np.zeros((n, 8 * words), dtype=np.uint8)
+    padded[:, :packed.shape[1]] = packed
+    keys = padded.view(np.uint64)
+    if words == 1:
+        _, first, which = np.unique(keys[:, 0], return_index=True, return_inverse=True)
+    else:
+        _, first, which = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return [np.flatnonzero(mask[j]).tolist() for j in first.tolist()], which.ravel().tolist()
