@@ -133,11 +133,19 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=1_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--worker-gc", action="store_true",
+                    help="collector settings of `gar worker` (young threshold from the settings, "
+                         "survivors of the set-up frozen); default: CPython's")
     args = ap.parse_args()
     wl = bl.build_workload(bl.run_settings(2), args.requests, run_id="inprocess")
     msgs = [RawMessage("bench.requests", i % 2, i // 2, None, key, value)
             for i, (key, value) in enumerate(wl.values)]
     config = bench_policy(wl)
+    if args.worker_gc:
+        from streams.app.gc_tuning import freeze_survivors, raise_young_threshold
+
+        raise_young_threshold(wl.settings.worker.gc_gen0_threshold)
+        freeze_survivors()
     best = best_cpu = float("inf")
     prod = _Producer()
     for _ in range(args.repeat):
@@ -152,7 +160,8 @@ def main() -> None:
     print(json.dumps({"router_module": router_module.__file__, "requests": len(msgs),
                       "records": len(out), "records_sha256_16": digest,
                       "us_per_request": round(1e6 * best / len(msgs), 1),
-                      "cpu_us_per_request": round(1e6 * best_cpu / len(msgs), 1)}))
+                      "cpu_us_per_request": round(1e6 * best_cpu / len(msgs), 1),
+                      "worker_gc": args.worker_gc}))
 
 
 if __name__ == "__main__":
