@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.app.admin import delete_prefixed_topics, ensure_topics
+from streams.app.admin import ensure_topics
 from streams.app.catalog import load_catalog
 from streams.app.kafka import client_kwargs
 from streams.app.topics import TopicLayout, TopicSpec, topic_specs
@@ -205,8 +205,18 @@ async def create_topics(settings: Settings, catalog: Catalog) -> None:
 
 
 async def delete_run_topics(settings: Settings) -> None:
-    """Remove every topic of this run (prefix) and of its app ids' changelogs."""
-    await delete_prefixed_topics(settings, [settings.topics.prefix, settings.app_id])
+    """Remove every topic of this run (prefix) and of its app ids' changelogs. (Not
+    ``streams.app.admin.delete_prefixed_topics``: this module also runs against ``--code``
+    snapshots of trees older than it.)"""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics()
+                 if t.startswith((settings.topics.prefix, settings.app_id))]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 async def group_members(settings: Settings, group: str) -> tuple[str, int]:
