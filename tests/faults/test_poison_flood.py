@@ -70,8 +70,8 @@ def test_hostile_but_valid_inputs_are_routed(family: str, catalog_path: Path) ->
     check()
 
 
-N_BAD = env_flag("GAR_FAULTS_POISON", 10_000)
-N_VALID = env_flag("GAR_FAULTS_POISON_VALID", 10_000)  # per phase
+N_BAD = env_flag("GAR_FAULTS_POISON", 20_000)
+N_VALID = env_flag("GAR_FAULTS_POISON_VALID", 20_000)  # per phase (short phases: noisy rates)
 
 
 def _cpu_s(pid: int) -> float:
@@ -98,16 +98,22 @@ def _drain(loop: asyncio.AbstractEventLoop, settings: Settings, reader: TopicRea
     async def run() -> Drain:
         t_start = cpu_start = 0.0
         n_start = -1
+        drained: Drain | None = None
         deadline = time.monotonic() + 180.0
         while time.monotonic() < deadline:
-            await reader.poll(100)
+            await reader.poll(20)
             done = len(ids & reader.decided_ids)
             if n_start < 0 and done >= len(ids) // 10:
                 t_start, n_start = time.monotonic(), done
                 cpu_start = _cpu_s(worker.proc.pid)
-            if done >= len(ids) and len(reader.accounted) >= total:
-                return Drain(done - n_start, time.monotonic() - t_start,
-                             _cpu_s(worker.proc.pid) - cpu_start)
+            if drained is None and done >= len(ids):
+                # The clocks stop when the last valid request is decided, not when the reader
+                # has also seen every dead letter: the idle worker's CPU while the reader
+                # catches up made the calm phases' rate swing 2x between runs.
+                drained = Drain(done - n_start, time.monotonic() - t_start,
+                                _cpu_s(worker.proc.pid) - cpu_start)
+            if drained is not None and len(reader.accounted) >= total:
+                return drained
             assert alive(worker), worker.log()[-3000:]
         raise AssertionError(f"{name}: {len(ids & reader.decided_ids)}/{len(ids)} decided")
 
