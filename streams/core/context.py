@@ -237,9 +237,6 @@ class RoutingContext:
                 bad.append((r, why))
         return ok, bad
 
-    def _eligible_row(self, req: Request) -> BoolArray:
-        return self._overrides(req)[1]
-
     def _eligible_rows(self, requests: Sequence[Request],
                        keys: Iterable[tuple[object, ...]]) -> BoolArray:
         """(N, K) eligibility of a batch with overrides: each distinct override tuple (a

@@ -279,11 +279,10 @@ class DecisionMetrics:
             return
         self._written_at = now
         totals, self._totals = self._totals, DecisionTotals()
+        self.wait()  # writes in order, at most one in flight (one per interval)
         if self._pool is None or force:
-            self.wait()
             totals.write(self._metrics, budget_window_s=budget_window_s, ts_ms=None)
         else:
-            self.wait()  # at most one write in flight (one per interval)
             self._pending = self._pool.submit(self._write_logged, totals, budget_window_s)
 
     def _write_logged(self, totals: DecisionTotals, budget_window_s: float) -> None:
