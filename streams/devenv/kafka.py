@@ -206,5 +206,10 @@ def render_server_properties(dev: DevSettings, data_dir: Path) -> str:
 
 
 def _new_cluster_id() -> str:
-    """Kafka's cluster id format: URL-safe base64 of 16 random bytes, no padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's cluster id format: URL-safe base64 of 16 random bytes, no padding. Like Kafka's
+    own ``Uuid.randomUuid``, never with a leading '-': ``kafka-storage format -t -Xy...`` reads
+    it as an option (a clean-clone CI run failed on one, 1 id in 64)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid

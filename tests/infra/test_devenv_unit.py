@@ -71,3 +71,17 @@ def test_a_taken_port_is_refused() -> None:
         with pytest.raises(PortTakenError, match="taken"):
             ensure_port_free("127.0.0.1", port, grace_s=0.3)
     ensure_port_free("127.0.0.1", port, grace_s=0.3)  # closed: free again
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kafka-storage format -t -X...`` reads a leading '-' as an option (CI failed once)."""
+    import uuid
+
+    from streams.devenv import kafka
+
+    dash_first = uuid.UUID(bytes=b"\xf8" + bytes(15))  # urlsafe base64 starts with '-'
+    ids = iter([dash_first, uuid.UUID(int=1)])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(ids))
+    cid = kafka._new_cluster_id()
+    assert not cid.startswith("-")
+    assert len(cid) == 22
