@@ -164,11 +164,15 @@ def create_app(
     # decisions queued behind the previous batch's dispatch + checkpoint request.
     own: list[AIOKafkaProducer] = []
 
+    codec = settings.worker.decisions_compression
+    compression = None if codec == "none" else codec
+
     async def decisions_sink() -> BatchSink:
         if not own:
             producer = AIOKafkaProducer(**client_kwargs(settings.kafka), acks="all",
                                         enable_idempotence=True, linger_ms=0,
-                                        max_batch_size=1_000_000, max_request_size=4 * 2**20)
+                                        max_batch_size=1_000_000, max_request_size=4 * 2**20,
+                                        compression_type=compression)
             await producer.start()
             own.append(producer)
         return BatchSink(own[0])
