@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from edges.realdata import correctness, real_catalog
 
-from streams.config import Settings
+from streams.config import Settings, TopicSettings
 from streams.core.inputs import Request
 from streams.ingress import (
     IngressContext,
@@ -152,7 +152,7 @@ def bench_produce(reqs: list[Request]) -> None:
     from streams.app.topics import TopicSpec
     from streams.tools.produce import produce_requests
 
-    settings = Settings(topics={"prefix": f"bench.{uuid.uuid4().hex[:8]}."})
+    settings = Settings(topics=TopicSettings(prefix=f"bench.{uuid.uuid4().hex[:8]}."))
     topic = settings.topics.name(settings.topics.requests)
     asyncio.run(ensure_topics(settings, [TopicSpec(topic, 4)]))
     stats = asyncio.run(produce_requests(settings, reqs))

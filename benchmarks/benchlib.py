@@ -372,6 +372,8 @@ class Window:
     seconds: float
     cpu_s: float
     rss_mb_max: float
+    broker_cpu_s: float | None = None
+    """CPU of the local broker over the same window (None: its process was not found)."""
 
     @property
     def rate_per_s(self) -> float:
@@ -380,6 +382,22 @@ class Window:
     @property
     def cpu_us_per_record(self) -> float:
         return 1e6 * self.cpu_s / self.records if self.records else 0.0
+
+    @property
+    def broker_cpu_us_per_record(self) -> float | None:
+        if self.broker_cpu_s is None or not self.records:
+            return None
+        return 1e6 * self.broker_cpu_s / self.records
+
+
+def broker_process(settings: Settings) -> psutil.Process | None:
+    """The dev broker (``scripts/dev.sh``) by its pid file, if it runs here: on this box it
+    shares the cores with the router, so its CPU per record is part of the cost."""
+    pid_file = settings.dev.state_dir / "kafka" / "kafka.pid"
+    try:
+        return psutil.Process(int(pid_file.read_text().split()[0]))
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
 
 
 def _cpu_s(procs: Sequence[psutil.Process]) -> float:
@@ -417,11 +435,12 @@ async def watch(
     consumer = AIOKafkaConsumer(**client_kwargs(settings.kafka), group_id=None)
     await consumer.start()
     procs = [psutil.Process(p) for p in pids]
+    broker = broker_process(settings)
     try:
         tps = [TopicPartition(t, p) for t in topics
                for p in (consumer.partitions_for_topic(t) or await partitions_of(consumer, t))]
         base = await end_offsets(consumer, tps)
-        start: tuple[float, int, float] | None = None
+        start: tuple[float, int, float, float] | None = None
         is_ready = ready is None
         next_ready_check = 0.0
         rss = 0.0
@@ -429,16 +448,18 @@ async def watch(
         while time.monotonic() < deadline:
             n = await end_offsets(consumer, tps) - base
             now, cpu = time.monotonic(), _cpu_s(procs)
+            broker_cpu = _cpu_s([broker]) if broker is not None else 0.0
             rss = max(rss, _rss_mb(procs))
             if not is_ready and now >= next_ready_check:
                 is_ready = bool(await ready())
                 next_ready_check = now + 0.5
             if start is None and is_ready and n >= lo * target:
-                start = (now, n, cpu)
+                start = (now, n, cpu, broker_cpu)
             if start is not None and n >= hi * target:
                 if n == start[1]:
                     raise RuntimeError("window too short: raise the request count")
-                return Window(n - start[1], now - start[0], cpu - start[2], rss)
+                return Window(n - start[1], now - start[0], cpu - start[2], rss,
+                              None if broker is None else broker_cpu - start[3])
             if n >= target and start is None:
                 raise RuntimeError("all records done before the window opened (not ready?)")
             await asyncio.sleep(interval_s)

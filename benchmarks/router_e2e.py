@@ -73,6 +73,7 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
                 await bl.delete_run_topics(s)
     raw_rate = sum(w.rate_per_s for w in raw) / len(raw)
     raw_cpu = sum(w.cpu_us_per_record for w in raw) / len(raw)
+    raw_broker = [w.broker_cpu_us_per_record for w in raw]
     out: dict[str, Any] = {
         "requests": n, "partitions": partitions, "mean_request_bytes": round(wl.mean_bytes),
         "candidates": wl.catalog.n_candidates, "batch_max": batch_max,
@@ -81,6 +82,7 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
         "metrics_on": settings.influx.enabled,
         "raw_msg_per_s": [round(w.rate_per_s) for w in raw], "raw_msg_per_s_mean": round(raw_rate),
         "raw_cpu_us_per_msg": round(raw_cpu, 1),
+        "raw_broker_cpu_us_per_msg": _mean(raw_broker),
     }
     one = next((r for r in runs if r.workers == 1), None)
     for r in runs:
@@ -91,6 +93,7 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
             "cpu_us_per_decision": round(r.window.cpu_us_per_record, 1),
             "cpu_ratio_to_raw": round(r.window.cpu_us_per_record / raw_cpu, 1) if raw_cpu else None,
             "worker_cpu_cores_used": round(r.window.cpu_s / r.window.seconds, 2),
+            "broker_cpu_us_per_decision": _mean([r.window.broker_cpu_us_per_record]),
             "rss_mb_max": round(r.window.rss_mb_max),
             "window_s": round(r.window.seconds, 2),
         }
@@ -99,22 +102,30 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
     return out
 
 
+def _mean(xs: list[float | None]) -> float | None:
+    """Mean of the measured values (None when the broker is not a local process)."""
+    got = [x for x in xs if x is not None]
+    return round(sum(got) / len(got), 1) if got else None
+
+
 def body(res: dict[str, Any]) -> str:
     rows = [f"Requests: {res['requests']} real trace requests ({res['mean_request_bytes']} B "
             f"mean), {res['partitions']} partitions, K = {res['candidates']} candidates, "
             f"batch_max {res['batch_max']}, batch_within {res['batch_within_s']} s, hot path "
             f"`{res['hot_path']}`, metrics {'on' if res['metrics_on'] else 'OFF'}. Raw "
             f"pass-through before/after: {', '.join(f'{r:,}' for r in res['raw_msg_per_s'])} "
-            f"msg/s (mean {res['raw_msg_per_s_mean']:,}), {res['raw_cpu_us_per_msg']} CPU µs/msg.",
+            f"msg/s (mean {res['raw_msg_per_s_mean']:,}), {res['raw_cpu_us_per_msg']} CPU µs/msg; "
+            f"broker CPU µs/msg: {res.get('raw_broker_cpu_us_per_msg')}.",
             "",
             "| workers | decisions/s | ratio to raw | CPU µs/decision | CPU vs raw | "
-            "worker cores used | scaling vs 1 | RSS MB (max) |",
-            "|---|---|---|---|---|---|---|---|"]
+            "worker cores used | broker CPU µs/decision | scaling vs 1 | RSS MB (max) |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for k in sorted(key for key in res if key.startswith("workers_")):
         r = res[k]
         rows.append(f"| {k.split('_')[1]} | {r['decisions_per_s']:,} | {r['ratio_to_raw']:.1%} | "
                     f"{r['cpu_us_per_decision']} | {r['cpu_ratio_to_raw']}x | "
-                    f"{r['worker_cpu_cores_used']} | {r.get('scaling_vs_1', '—')} | "
+                    f"{r['worker_cpu_cores_used']} | {r.get('broker_cpu_us_per_decision')} | "
+                    f"{r.get('scaling_vs_1', '—')} | "
                     f"{r['rss_mb_max']} |")
     return "\n".join(rows) + "\n"
 
