@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streams.app.checkpoint import compact
 from streams.core.catalog import FloatArray
 from streams.core.decision import BatchRows, Decision, DecisionContext
 from streams.core.inputs import Request
@@ -37,8 +38,10 @@ def decision_bytes(record: Mapping[str, Any], src: SourceLike) -> bytes:
 
 def dispatch_bytes(req: Request, decision: Mapping[str, Any]) -> bytes:
     """Derived from the request and its decision record only, so a dispatch re-emitted after
-    recovery is byte-identical."""
-    return encode(dispatch_record(req, decision))
+    recovery is byte-identical. Right-sized (``compact``): the ~400-byte record is held until
+    its batch is acked, and orjson's result would keep a 4 KB allocation each (measured: ~3 µs
+    per retained record in fresh pages vs ~0.2 µs for the copy)."""
+    return compact(encode(dispatch_record(req, decision)))
 
 
 def dead_letter_bytes(rej: Rejected, now_ms: int) -> bytes:
