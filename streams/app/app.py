@@ -40,7 +40,9 @@ from streams.app.topics import (
 from streams.app.views import GLOBAL_SCOPE, Views, zone_history_bytes
 from streams.config import Settings
 from streams.core.catalog import Catalog
+from streams.core.context import RoutingContext
 from streams.core.errors import CoreError
+from streams.core.feedback import fold_feedback
 from streams.core.inputs import Completion
 from streams.core.intensity import MAX_HISTORY_READINGS, IntensityReading
 from streams.core.policies.base import get_policy
@@ -72,6 +74,7 @@ class Counters:
     dead_letters: int = 0
     batches: int = 0
     recovered_decisions: int = 0
+    feedback_folded: int = 0  # graded completions folded into gar-pd's tenant surprise
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -223,6 +226,10 @@ def create_app(
     async def drain() -> None:
         while commits:
             await commits.popleft()
+        if tenants.dirty_count():  # feedback folded while batches were committing
+            sink = producer_sink()
+            tenants.checkpoint(sink)
+            await sink.flush()
         decision_metrics.flush(budget_window_s=budget_window_s(), force=True)
 
     async def process(msgs: list[RawMessage]) -> None:
@@ -320,6 +327,10 @@ def create_app(
             samples: list[CompletionSample] = []
             observed: list[Completion] = []
             slo_ms = views.policy.latency_slo_ms
+            # Feedback is priced in the context in force before these completions reach the
+            # estimators (the snapshot only refreshes on the routing side's timer).
+            ctx = views.context(refresh_estimators=False)
+            partition_of: dict[str, int] = {}
             for msg in events_to_raw(events):
                 parsed = parse_completion(msg.value, ingress, msg.source)
                 if not isinstance(parsed, Rejected):
@@ -335,12 +346,14 @@ def create_app(
                 touched.add(msg.partition)
                 counters.completions += 1
                 observed.append(parsed)
+                partition_of[parsed.tenant] = msg.partition
                 samples.append(CompletionSample(
                     parsed.tenant, parsed.model, parsed.region, parsed.latency_ms,
                     co2_realised_g=realised_co2_g(parsed.region, parsed.ts_ms, parsed.energy_j),
                     energy_j=parsed.energy_j, correct=parsed.correct, slo_latency_ms=slo_ms,
                 ))
             metrics.completions(samples)
+            fold_into_tenants(ctx, observed, partition_of, sink)
             record_estimator_error(observed)
             if touched:
                 views.mark_estimators_dirty()
@@ -349,6 +362,33 @@ def create_app(
                 publish_estimators(sink)
                 state["est_published"] = now
             await sink.flush()
+
+    def fold_into_tenants(ctx: RoutingContext, observed: list[Completion],
+                          partition_of: dict[str, int], sink: BatchSink) -> None:
+        """gar-pd's correctness feedback (``core.fold_feedback``) into the tenant states.
+
+        The new states are checkpointed right away only when no routed batch is committing;
+        otherwise the next batch's checkpoint carries them (a write from here could land
+        before a committing batch's older capture of the same tenant and be overwritten).
+        Completion offsets are Faust's, not in the checkpoint: a crash can re-count or drop
+        the feedback of the last few seconds (docs/architecture.md, "Correctness feedback")."""
+        if views.policy_name != "gar-pd" or not observed or ctx.config.feedback_weight == 0.0:
+            return
+        states = {}
+        for c in observed:
+            st = tenants.get(c.tenant)
+            if st is not None:
+                states[c.tenant] = st
+        try:
+            new = fold_feedback(ctx, states, observed)
+        except CoreError as exc:  # a catalog change between parse and fold: skip, never crash
+            log.warning("correctness feedback not folded: %s", exc)
+            return
+        for tenant, st in new.items():
+            tenants.put(tenant, st, partition_of[tenant])
+        counters.feedback_folded += sum(1 for c in observed if c.correct is not None)
+        if all(c.done() for c in commits):
+            tenants.checkpoint(sink)
 
     def record_estimator_error(observed: list[Completion]) -> None:
         """Estimated (what the router prices with now) vs observed accuracy, p95 latency and
@@ -456,6 +496,8 @@ def create_app(
         # Partitions may move: drop caches; the tables (recovered from changelogs) are the truth.
         if direct is not None:
             await direct.on_revoked()  # waits for the batch in flight
+        else:
+            await drain()  # checkpoints feedback folded since the last batch
         tenants.invalidate()
         dedupe.reset()
         router.recovered.clear()
@@ -487,9 +529,9 @@ def create_app(
         if metrics.writer is not None:
             metrics.consumer_lag(faust_lag())
         t = router.totals
-        log.info("routed=%d decided=%d dead=%d dup=%d completions=%d batches=%d",
+        log.info("routed=%d decided=%d dead=%d dup=%d completions=%d feedback=%d batches=%d",
                  t.messages, t.decided, t.dead_lettered, t.duplicates, counters.completions,
-                 counters.batches)
+                 counters.feedback_folded, counters.batches)
 
     tables = {TENANT_TABLE: tenant_tbl, DEDUPE_TABLE: dedupe_tbl, INTENSITY_TABLE: intensity_tbl,
               POLICY_TABLE: policy_tbl, ESTIMATOR_TABLE: estimator_tbl}

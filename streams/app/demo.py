@@ -290,7 +290,7 @@ def dataset_table(decs: list[dict[str, Any]], completions: list[dict[str, Any]])
     t = Table(title="accuracy per dataset (realised, graded fleet telemetry)",
               caption="one replayed day from a cold start, like gar-pd's first day in "
                       "docs/evaluation.md (its one missed window): the accuracy dual is still "
-                      "warming up, and the worker does not fold correctness feedback yet")
+                      "warming up, and graded answers reach it only as the fleet reports them")
     for col in ("dataset", "decisions", "floor", "realised", "gap pt", "infeasible"):
         t.add_column(col, justify="left" if col == "dataset" else "right")
     for ds in sorted({str(d["dataset"]) for d in decs}):
