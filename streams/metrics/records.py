@@ -148,8 +148,11 @@ def _batch_totals(
     shared = decisions[js[0]].shared
     est, ctx = shared.est, shared.ctx
     deps = ctx.catalog.deployments
-    rows = np.fromiter((decisions[j].row for j in js), np.int64, len(js))
-    cands = np.fromiter((decisions[j].candidate for j in js), np.int64, len(js))
+    batch = [decisions[j] for j in js]
+    row_list = [d.row for d in batch]
+    cand_list = [d.candidate for d in batch]  # plain ints: indexing numpy per decision is slow
+    rows = np.array(row_list, dtype=np.int64)
+    cands = np.array(cand_list, dtype=np.int64)
     co2 = est.co2_g[rows, cands].tolist()
     acc = est.accuracy[rows, cands].tolist()
     lat = est.latency_ms[rows, cands].tolist()
@@ -161,15 +164,16 @@ def _batch_totals(
     k = np.where(mask, est.latency_ms[rows], np.inf).argmin(axis=1)
     base = est.co2_g[rows, k].tolist()
     reqs = est.requests
-    for n, j in enumerate(js):
-        d = decisions[j]
-        model, region = deps[cands[n]]
-        g = groups[(reqs[d.row].tenant, model, region, d.reason, shared.policy)]
+    policy = shared.policy
+    for d, row, cand, co2_g, acc_n, lat_ms, base_g in zip(
+            batch, row_list, cand_list, co2, acc, lat, base, strict=True):
+        model, region = deps[cand]
+        g = groups[(reqs[row].tenant, model, region, d.reason, policy)]
         g[0] += 1
-        g[1] += co2[n]
-        g[2] += acc[n]
-        g[3] += lat[n]
-        g[4] += base[n]
+        g[1] += co2_g
+        g[2] += acc_n
+        g[3] += lat_ms
+        g[4] += base_g
         g[5] += 1
 
 
@@ -200,11 +204,16 @@ class DecisionTotals:
         last: dict[str, Decision] = {}
         last_ds: dict[tuple[str, str], Decision] = {}
         by_region: dict[int, Decision] = {}
+        region_of: dict[int, list[int]] = {}  # per batch: candidate -> region, as plain ints
         for d in decisions:
-            req = d.shared.est.requests[d.row]
+            sh = d.shared
+            req = sh.est.requests[d.row]
             last[req.tenant] = d
             last_ds[(req.tenant, req.dataset)] = d
-            by_region[int(d.shared.ctx.catalog.cand_region_idx[d.candidate])] = d
+            cand_region = region_of.get(id(sh))
+            if cand_region is None:
+                cand_region = region_of[id(sh)] = sh.ctx.catalog.cand_region_idx.tolist()
+            by_region[cand_region[d.candidate]] = d
         for t, d in last.items():
             self.last[t] = (d.window_spend_g_before + d.co2_g, d.budget_g, d.lam_after,
                             d.nu_after)

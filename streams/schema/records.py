@@ -69,7 +69,9 @@ def encode_decision(record: dict[str, Any], request_source: SourceLike | None) -
     new dict (hot path): the request source is added to ``record`` itself, so pass a record
     of your own, e.g. fresh from ``Decision.to_record()`` (it has neither key)."""
     record["request_source"] = source_dict(request_source)
-    return _DECISION_HEAD + encode(record)[1:]
+    # One copy of the ~3.5 KB text (a slice and a concatenation were two): the first byte of
+    # an object's JSON is its opening brace.
+    return encode(record).replace(b"{", _DECISION_HEAD, 1)
 
 
 def dispatch_record(req: Request, decision: Mapping[str, Any]) -> dict[str, Any]:
