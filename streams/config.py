@@ -103,6 +103,10 @@ class WorkerSettings(BaseModel):
     # (CPython's default 700; 0 keeps it) and freezing start-up/recovery survivors.
     gc_gen0_threshold: int = 10_000
     gc_freeze_after_recovery: bool = True
+    # At start, routing waits until the policy and carbon-intensity records already on their
+    # topics are applied (streams/app/control_gate.py); after this long it routes anyway, with
+    # a warning. 0 = do not wait.
+    control_catchup_timeout_s: float = 60.0
     # Compression of the decisions topic (the audit records, ~3.6 KB each, most of the bytes
     # the router writes). A batch's records share most of their text, so zstd shrinks them
     # ~14x for ~5 us of worker CPU per decision and saves the broker (on the same cores here)

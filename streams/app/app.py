@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.app.catalog import load_catalog
 from streams.app.checkpoint import compact
+from streams.app.control_gate import ControlGate
 from streams.app.dedupe import DedupeIndex
 from streams.app.direct import DirectRequests
 from streams.app.kafka import client_kwargs, faust_broker_url, use_idempotent_producer
@@ -130,6 +131,8 @@ def create_app(
     completions_topic = app.topic(layout.completions, **RAW)
     intensity_topic = app.topic(layout.carbon_intensity, **RAW)
     policy_topic = app.topic(layout.policy, **RAW)
+    control = ControlGate(settings, [layout.policy, layout.carbon_intensity],
+                          timeout_s=w.control_catchup_timeout_s)
 
     raw_tbl: dict[str, Any] = {"key_type": bytes, "value_type": bytes}  # -> "raw" serializers
     tenant_tbl = app.Table(TENANT_TABLE, partitions=layout.partitions, **raw_tbl)
@@ -236,6 +239,9 @@ def create_app(
         """One batch of raw requests: decide and queue its records now (CPU), then write
         them in order in a commit step that runs while the next batch is decided (direct hot
         path) or before returning (Faust path, which acks the events when this returns)."""
+        if not control.is_open:  # once per start: policy and intensity before the first batch
+            await control.wait()
+            log.info("control topics applied in %.1f s", control.waited_s)
         now = time.monotonic()
         refresh = now - state["est_refreshed"] >= w.estimator_publish_interval_ms / 1000
         ctx = views.context(refresh_estimators=refresh)

@@ -22,6 +22,20 @@ MODELS = [m["name"] for m in SMALL_CATALOG["models"]]
 T0_MS = 1_672_531_200_000
 
 
+def _readings() -> list[IntensityReading]:
+    """GB 45x greener than PJM: every decision goes to eu-north."""
+    return [
+        IntensityReading("GB", 20.0, T0_MS, "test", "average", False),
+        IntensityReading("US-MIDA-PJM", 900.0, T0_MS, "test", "average", False),
+    ]
+
+
+def _policy(version: str) -> dict[str, Any]:
+    return {"schema_version": 1, "scope": "global", "policy_name": "gar-pd",
+            "config": {"version": version, "adaptive_floor_alpha": None,
+                       "latency_slo_ms": 60_000.0}}
+
+
 def _until_n(topic: str, n: int) -> Any:
     return lambda out: len(out[topic]) >= n
 
@@ -34,13 +48,7 @@ def test_intensity_policy_and_completions_shape_decisions(
     asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
     lay = TopicLayout.from_settings(settings, MODELS)
     cl = f"{settings.app_id}-{{}}-changelog"
-    readings = [
-        IntensityReading("GB", 20.0, T0_MS, "test", "average", False),
-        IntensityReading("US-MIDA-PJM", 900.0, T0_MS, "test", "average", False),
-    ]
-    policy = {"schema_version": 1, "scope": "global", "policy_name": "gar-pd",
-              "config": {"version": "test-v7", "adaptive_floor_alpha": None,
-                         "latency_slo_ms": 60_000.0}}
+    readings, policy = _readings(), _policy("test-v7")
     worker = start_worker(settings, tmp_path / "w.log")
     try:
         asyncio.run(produce(settings, lay.carbon_intensity,
@@ -82,3 +90,30 @@ def test_intensity_policy_and_completions_shape_decisions(
     late = [d for d in decisions if d["ts_ms"] >= T0_MS + 180_000]
     assert all(d["estimator_seq"] == len(comps) for d in late)
     assert all(d["estimator_seq"] == 0 for d in decisions if d not in late)
+
+
+def test_policy_and_intensity_published_before_start_price_the_first_decision(
+    settings_factory: Any, catalog_path: Path, tmp_path: Path
+) -> None:
+    """Cold start with everything already waiting on the topics (the demo's order): the worker
+    routes nothing until the control records are applied (streams/app/control_gate.py)."""
+    settings = settings_factory(worker={"catalog_path": str(catalog_path), "batch_max": 50})
+    asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
+    lay = TopicLayout.from_settings(settings, MODELS)
+    readings, policy = _readings(), _policy("cold-v1")
+    asyncio.run(produce(settings, lay.carbon_intensity,
+                        [(r.zone.encode(), encode(intensity_record(r))) for r in readings]))
+    asyncio.run(produce(settings, lay.policy, [(b"global", orjson.dumps(policy))]))
+    asyncio.run(produce(settings, lay.requests,
+                        [(b"a", request_bytes(i, "a", T0_MS + 60_000 + i)) for i in range(30)]))
+    worker = start_worker(settings, tmp_path / "w.log")
+    try:
+        out = asyncio.run(read_all(settings, [lay.decisions], _until_n(lay.decisions, 30), 90.0))
+    finally:
+        worker.stop()
+    decisions = [orjson.loads(m.value) for m in out[lay.decisions]]
+    assert len(decisions) == 30
+    assert {d["policy_version"] for d in decisions} == {"cold-v1"}, worker.log()[-3000:]
+    assert not any(d["intensity"]["stale"] for d in decisions)
+    assert {d["region"] for d in decisions} == {"eu-north"}
+    assert "control topics applied" in worker.log()
