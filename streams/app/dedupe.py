@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import MutableMapping
+from typing import Any
 
 import orjson
 
@@ -50,8 +51,13 @@ class DedupeIndex:
         self._topic = changelog_topic
         self._window_ms = window_ms
         self._max = max_per_partition
-        self._new: list[tuple[bytes, bytes, int]] = []
-        self._order: dict[int, deque[tuple[int, bytes]]] = defaultdict(deque)
+        # No tuple per id: one id per routed request is kept here, and tuples are GC-tracked
+        # objects (every ~10k new ones trigger a young collection; the order's entries also live
+        # on into the old generations). New ids flat (key, value, partition, key, ...); the
+        # eviction order as two parallel queues (event time, key).
+        self._new: list[Any] = []
+        self._order: dict[int, tuple[deque[int], deque[bytes]]] = defaultdict(
+            lambda: (deque(), deque()))
         self._newest_ts: dict[int, int] = defaultdict(lambda: -1)
         self._marks: dict[bytes, int] = {}  # w:<p> / o:<p> -> offset, not yet checkpointed
         self._loaded = False
@@ -64,7 +70,9 @@ class DedupeIndex:
                 partition, ts_ms = _entry(value)
                 entries.append((ts_ms, partition, key))
         for ts_ms, partition, key in sorted(entries):
-            self._order[partition].append((ts_ms, key))
+            times, keys = self._order[partition]
+            times.append(ts_ms)
+            keys.append(key)
             self._newest_ts[partition] = max(self._newest_ts[partition], ts_ms)
         self._loaded = True
 
@@ -84,8 +92,10 @@ class DedupeIndex:
         key = REQUEST_KEY + request_id.encode()
         value = b"%d,%d" % (partition, ts_ms)  # not orjson: see checkpoint.compact
         self._store[key] = value
-        self._new.append((key, value, partition))
-        self._order[partition].append((ts_ms, key))
+        self._new.extend((key, value, partition))
+        times, keys = self._order[partition]
+        times.append(ts_ms)
+        keys.append(key)
         if ts_ms > self._newest_ts[partition]:
             self._newest_ts[partition] = ts_ms
 
@@ -111,14 +121,16 @@ class DedupeIndex:
     def checkpoint(self, sink: BatchSink) -> int:
         """Queue new ids, evictions (tombstones) and watermarks; returns records queued."""
         n = 0
-        for key, value, partition in self._new:
+        fields = iter(self._new)
+        for key, value, partition in zip(fields, fields, fields, strict=True):
             sink.add(self._topic, key, value, partition=partition)
             n += 1
         self._new.clear()
-        for partition, order in self._order.items():
+        for partition, (times, keys) in self._order.items():
             horizon = self._newest_ts[partition] - self._window_ms
-            while order and (len(order) > self._max or order[0][0] < horizon):
-                _, key = order.popleft()
+            while times and (len(times) > self._max or times[0] < horizon):
+                times.popleft()
+                key = keys.popleft()
                 if self._store.pop(key, None) is not None:
                     sink.add(self._topic, key, None, partition=partition)
                     n += 1
