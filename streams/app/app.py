@@ -159,7 +159,7 @@ def create_app(
     decision_metrics = DecisionMetrics(metrics, settings.influx.flush_interval_ms / 1000,
                                        background=True)
     scanned: set[int] = set()
-    state = {"est_refreshed": 0.0, "est_published": 0.0, "routed": 0.0}
+    state = {"est_refreshed": 0.0, "est_published": 0.0}
     policies: dict[str, Any] = {}
 
     def producer_sink() -> BatchSink:
@@ -266,9 +266,7 @@ def create_app(
         dedupe.checkpoint(third)
         decisions = asyncio.ensure_future(first.flush())  # decisions + dead letters: on the wire
         prev = commits[-1] if commits else None
-        state["routed"] += 1
-        commits.append(asyncio.ensure_future(
-            commit(int(state["routed"]), msgs, decisions, second, third, prev)))
+        commits.append(asyncio.ensure_future(commit(msgs, decisions, second, third, prev)))
         decision_metrics.add(stats.decisions)
         decision_metrics.flush(budget_window_s=budget_window_s())
         if stats.dead_letter_reasons:
@@ -280,17 +278,14 @@ def create_app(
         await asyncio.sleep(0)  # let the producer's sender put the decisions on the wire
 
     async def commit(
-        seq: int, msgs: list[RawMessage], decisions: asyncio.Future[dict[tuple[str, int], int]],
+        msgs: list[RawMessage], decisions: asyncio.Future[dict[tuple[str, int], int]],
         second: BatchSink, third: BatchSink, prev: asyncio.Future[None] | None,
     ) -> None:
         offsets = await decisions  # the decisions (and dead letters) are durable ...
-        if seq == w.fault_exit_after_decisions_batch:
-            os._exit(70)  # fault injection (tests): the worst moment to die
-        # ... so their dispatch goes now, without waiting for earlier batches' commits (a
-        # dispatch only needs its own decision durable; re-sent copies are identical) ...
-        dispatched = asyncio.ensure_future(second.flush())
         if prev is not None:
-            await prev  # ... and the checkpoint after every earlier batch's commit.
+            await prev  # ... and every earlier batch's dispatch and checkpoint too
+        if counters.batches + 1 == w.fault_exit_after_decisions_batch:
+            os._exit(70)  # fault injection (tests): the worst moment to die
         # This batch's ends become the marks of a later batch's checkpoint, which is sent after
         # this commit finished (its dispatch acked): the commits are chained.
         for (topic, p), nxt in offsets.items():
@@ -298,7 +293,8 @@ def create_app(
                 lagging[p] = (nxt, lagging.get(p, (None, 0))[1])
         for m in msgs:  # messages are in offset order per partition
             lagging[m.partition] = (lagging.get(m.partition, (None, 0))[0], m.offset + 1)
-        await asyncio.gather(dispatched, third.flush())
+        # ... before their dispatch records and the checkpoint (no order needed between those).
+        await asyncio.gather(second.flush(), third.flush())
         counters.batches += 1
 
     direct: DirectRequests | None = None
