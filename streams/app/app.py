@@ -25,6 +25,7 @@ from streams.app.control_gate import ControlGate
 from streams.app.dedupe import DedupeIndex
 from streams.app.direct import DirectRequests
 from streams.app.kafka import client_kwargs, faust_broker_url, use_idempotent_producer
+from streams.app.loop_lag import LoopLagMonitor
 from streams.app.records import dead_letter_bytes
 from streams.app.recovery import DecisionTail
 from streams.app.router import RawMessage, Router, tenant_map
@@ -526,8 +527,16 @@ def create_app(
         # `-l warn` leaves the root logger at DEBUG; resetting it is worth 9-34% (design notes).
         logging.getLogger().setLevel(getattr(logging, w.log_level.upper(), logging.WARNING))
 
+    loop_lag = LoopLagMonitor()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def watch_loop_lag() -> None:
+        await loop_lag.run()
+
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report() -> None:
+        lag = loop_lag.take()
+        metrics.event_loop(lag.max_ms, lag.mean_ms, lag.samples)
         decision_metrics.flush(budget_window_s=budget_window_s())  # idle faust hot path
         if direct is not None:
             metrics.consumer_lag([LagSample(layout.requests, p, settings.app_id, n)
@@ -535,11 +544,13 @@ def create_app(
         if metrics.writer is not None:
             metrics.consumer_lag(faust_lag())
         t = router.totals
-        log.info("routed=%d decided=%d dead=%d dup=%d completions=%d feedback=%d batches=%d",
-                 t.messages, t.decided, t.dead_lettered, t.duplicates, counters.completions,
-                 counters.feedback_folded, counters.batches)
+        log.info("routed=%d decided=%d dead=%d dup=%d completions=%d feedback=%d batches=%d "
+                 "loop_lag_ms max=%.1f mean=%.2f", t.messages, t.decided, t.dead_lettered,
+                 t.duplicates, counters.completions, counters.feedback_folded, counters.batches,
+                 lag.max_ms, lag.mean_ms)
 
     tables = {TENANT_TABLE: tenant_tbl, DEDUPE_TABLE: dedupe_tbl, INTENSITY_TABLE: intensity_tbl,
               POLICY_TABLE: policy_tbl, ESTIMATOR_TABLE: estimator_tbl}
-    _ = (completions, intensity, policy, on_revoked, close_metrics, quiet_root_logger, report)
+    _ = (completions, intensity, policy, on_revoked, close_metrics, quiet_root_logger, report,
+         watch_loop_lag)
     return RouterApp(settings, catalog, layout, app, router, views, tables, counters, metrics)

@@ -28,6 +28,7 @@ DEAD_LETTERS = "gar_dead_letters"
 CONSUMER = "gar_consumer"
 THROUGHPUT = "gar_throughput"
 WRITER = "gar_metrics_writer"
+EVENT_LOOP = "gar_event_loop"
 
 DecisionKey = tuple[str, str, str, str, str]  # tenant, model, region, reason, policy
 _MAX_CACHED_HEADS = 10_000  # decision series whose escaped tags are kept (~300 B each)
@@ -45,6 +46,7 @@ ALL_MEASUREMENTS = (
     CONSUMER,
     THROUGHPUT,
     WRITER,
+    EVENT_LOOP,
 )
 
 
@@ -351,6 +353,15 @@ class Metrics:
         if elapsed_s > 0:
             fields["msg_per_s"] = messages / elapsed_s
         self._w.add(THROUGHPUT, self._tags(stage=stage), fields, self._ts(ts_ms))
+
+    def event_loop(self, lag_max_ms: float, lag_mean_ms: float, samples: int,
+                   ts_ms: int | None = None) -> None:
+        """How late the worker's event loop ran over one report interval (gauges)."""
+        if self._w is None or samples == 0:
+            return
+        self._w.add(EVENT_LOOP, self._tags(),
+                    {"lag_max_ms": lag_max_ms, "lag_mean_ms": lag_mean_ms, "samples": samples},
+                    self._ts(ts_ms))
 
     def flush(self) -> None:
         if self._w is not None:

@@ -388,6 +388,14 @@ PIPELINE = Dashboard(
             "Metrics buffer",
             (Query(_last("gar_metrics_writer_buffered_points", "worker"), "{{worker}}"),),
         ),
+        Panel(
+            "Event-loop lag (worst wake-up per report, per worker)",
+            (
+                Query(_last("gar_event_loop_lag_max_ms", "worker", "max"), "{{worker}} max"),
+                Query(_last("gar_event_loop_lag_mean_ms", "worker", "max"), "{{worker}} mean"),
+            ),
+            unit="ms",
+        ),
     ),
 )
 

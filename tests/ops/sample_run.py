@@ -120,4 +120,5 @@ def write_sample_run(m: Metrics, end_ms: int) -> int:
         )
         m.throughput("route", len(decisions), 0.05, ts)
         m.throughput("telemetry", len(completions), 0.02, ts)
+        m.event_loop(2.0 + tick, 0.3, 100, ts)
     return start_ms

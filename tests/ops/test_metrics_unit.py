@@ -169,8 +169,12 @@ def test_typed_api_writes_every_measurement() -> None:
     m.intensity([IntensitySample("DE", 400.0, 120.0, "emaps", "average", False, False)])
     m.dead_letters({("bad_json", "parse"): 3})
     m.throughput("route", 1000, 0.5)
+    m.event_loop(12.5, 0.75, 100)
+    m.event_loop(99.0, 9.0, 0)  # an empty window is not a measurement
     w.flush()
     text = "\n".join(sink.lines)
+    assert "gar_event_loop lag_max_ms=12.5,lag_mean_ms=0.75,samples=100i" in text
+    assert "lag_max_ms=99.0" not in text
     assert "slo_violations=1i" in text and "correct_count=1i" in text
     assert "used_ratio=0.25" in text
     assert "gar_duals,dataset=gsm8k,dual=mu,tenant=t value=1.5" in text
