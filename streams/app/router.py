@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
@@ -137,7 +137,7 @@ class Router:
         for msg in batch:
             parsed = parse_request(msg.value, self.ingress)
             if isinstance(parsed, Rejected):  # the Source is built for rejects only
-                self._dead_letter(sink, replace(parsed, source=msg.source), msg, now_ms, stats)
+                self._dead_letter(sink, parsed.at(msg.source), msg, now_ms, stats)
                 continue
             rid = parsed.request_id
             key = dedupe_key(parsed.tenant, rid)  # scoped: another tenant's id is not a repeat
