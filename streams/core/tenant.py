@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from heapq import heappop, heappush
 from typing import Any
 
 from streams.core.errors import StateError
@@ -121,6 +122,7 @@ class TenantWork:
         "mu",
         "n_buckets",
         "nu",
+        "order",
         "seq",
         "spend_g",
         "surprise",
@@ -143,6 +145,9 @@ class TenantWork:
         self.wm_ms = st.watermark_ms
         self.wm_bucket = st.watermark_ms // bucket_ms if st.watermark_ms >= 0 else -(1 << 62)
         self.buckets: dict[int, list[float]] = {b: [s, float(c)] for b, s, c in st.buckets}
+        # The window's bucket indexes as a min-heap (a sorted list is one), so that expiring
+        # buckets pops the oldest instead of scanning the whole window on every bucket step.
+        self.order: list[int] = sorted(self.buckets)
         self.spend_g = st.window_spend_g
         self.count = st.window_count
         self.seq = st.seq
@@ -151,14 +156,12 @@ class TenantWork:
     def _evict(self) -> None:
         lo = self.wm_bucket - self.n_buckets
         buckets = self.buckets
-        old = [b for b in buckets if b <= lo]
-        if old:
-            # Sorted, so batch and one-at-a-time runs subtract in the same order (float-exact).
-            old.sort()
-            for b in old:
-                s, c = buckets.pop(b)
-                self.spend_g -= s
-                self.count -= int(c)
+        order = self.order
+        # Oldest first, so batch and one-at-a-time runs subtract in the same order (float-exact).
+        while order and order[0] <= lo:
+            s, c = buckets.pop(heappop(order))
+            self.spend_g -= s
+            self.count -= int(c)
         if not buckets:  # avoid float drift once the window empties
             self.spend_g = 0.0
             self.count = 0
@@ -182,6 +185,7 @@ class TenantWork:
         v = self.buckets.get(b)
         if v is None:
             self.buckets[b] = [co2_g, 1.0]
+            heappush(self.order, b)
         else:
             v[0] += co2_g
             v[1] += 1.0
