@@ -112,8 +112,12 @@ def start_worker(
 async def produce(
     settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]]
 ) -> int:
+    # Idempotent: a batch retried after a transient error (NotLeaderForPartition on a topic
+    # created a moment ago, seen in CI) keeps its place, so a partition's records stay in the
+    # order they were sent; the event-time audit test relies on that with zero lateness.
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
-                                linger_ms=5, max_batch_size=256 * 1024)
+                                linger_ms=5, max_batch_size=256 * 1024, acks="all",
+                                enable_idempotence=True)
     await producer.start()
     n = 0
     try:
