@@ -40,6 +40,11 @@ class TopicSettings(BaseModel):
     dead_letter: str = "dead-letter"
     partitions: int = 4
     replication_factor: int = 1
+    # `compression.type` of the decisions topic when the router creates it: the broker stores the
+    # audit log compressed whatever the producer sends ("producer" = as sent). See
+    # worker.decisions_compression for where the compressing happens.
+    decisions_compression_type: Literal["producer", "uncompressed", "gzip", "snappy", "lz4",
+                                        "zstd"] = "zstd"
 
     def name(self, base: str) -> str:
         return f"{self.prefix}{base}"

@@ -94,7 +94,8 @@ def topic_specs(settings: Settings, models: Iterable[str]) -> list[TopicSpec]:
     specs = [
         TopicSpec(lay.requests, p, retention_ms=7 * DAY_MS, role="requests (key tenant)"),
         TopicSpec(lay.completions, p, retention_ms=7 * DAY_MS, role="telemetry (key tenant)"),
-        TopicSpec(lay.decisions, p, retention_ms=30 * DAY_MS, role="audit (key tenant)"),
+        TopicSpec(lay.decisions, p, retention_ms=30 * DAY_MS, role="audit (key tenant)",
+                  config={"compression.type": settings.topics.decisions_compression_type}),
         TopicSpec(lay.dead_letter, p, retention_ms=30 * DAY_MS, role="rejected inputs"),
         TopicSpec(lay.carbon_intensity, cp, retention_ms=30 * DAY_MS, role="intensity (key zone)"),
         TopicSpec(lay.policy, cp, compact=True, role="policy changes (key scope)"),
