@@ -147,8 +147,9 @@ class Decision(NamedTuple):
         req = est.requests[i]
         m, r = b.deployments[k]
         ri = b.cand_region[k]
-        age = b.age[i][ri]
-        stale = b.stale[i][ri]
+        j = i * b.n_regions + ri
+        age = b.age[j]
+        stale = b.stale[j]
         if left is None:
             feasible = b.feasible_sets[b.feasible_of[i]][:]  # each record owns its list
         else:
@@ -189,7 +190,7 @@ class Decision(NamedTuple):
             "duals_after": {"lambda": lam_a, "mu": mu_a, "nu": nu_a},
             "intensity": {
                 **b.reading[ri],
-                "intensity_g_per_kwh": b.used[i][ri],
+                "intensity_g_per_kwh": b.used[j],
                 "age_ms": None if age < 0 else age,
                 "stale": stale,
             },
@@ -220,8 +221,8 @@ class BatchRows:
 
     __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2", "deployments",
                  "eligible_all", "eligible_of", "eligible_sets", "estimator_seq", "feasible_of",
-                 "feasible_sets", "floor", "lat", "mode", "policy_version", "reading", "stale",
-                 "used")
+                 "feasible_sets", "floor", "lat", "mode", "n_regions", "policy_version", "reading",
+                 "stale", "used")
 
     def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray,
                  chose_on_optimistic: bool = False, matrix_rows: MatrixRows = _tolist) -> None:
@@ -236,9 +237,13 @@ class BatchRows:
         self.lat: Sequence[Any] = matrix_rows(est.latency_ms)
         self.floor: list[float] = est.floor.tolist()
         self.cap: list[float] = est.latency_cap_ms.tolist()
-        self.used: list[list[float]] = est.intensity_g_per_kwh.tolist()
-        self.age: list[list[int]] = est.intensity_age_ms.tolist()
-        self.stale: list[list[bool]] = est.intensity_stale.tolist()
+        # The (N, R) per-region values flat (row i, region r at i * R + r): a list per row
+        # would be a GC-tracked object each, alive until the batch is encoded (3 per request:
+        # a good part of what triggers the worker's young collections).
+        self.n_regions: int = est.intensity_g_per_kwh.shape[1]
+        self.used: list[float] = est.intensity_g_per_kwh.ravel().tolist()
+        self.age: list[int] = est.intensity_age_ms.ravel().tolist()
+        self.stale: list[bool] = est.intensity_stale.ravel().tolist()
         self.eligible_all: list[bool] = np.all(est.eligible, axis=1).tolist()
         self.eligible_sets, self.eligible_of = _row_cols(est.eligible)
         self.feasible_sets, self.feasible_of = _row_cols(feasible)
