@@ -158,15 +158,15 @@ def _with_overrides(
     allow_models = deny_models = allow_regions = deny_regions = None
     floor = latency_cap_ms = None
     if "allow_models" in d:
-        allow_models = f.name_list(d, "allow_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
+        allow_models = _name_list(d, "allow_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
     if "deny_models" in d:
-        deny_models = f.name_list(d, "deny_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
+        deny_models = _name_list(d, "deny_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
     if "allow_regions" in d:
-        allow_regions = f.name_list(
+        allow_regions = _name_list(
             d, "allow_regions", items, r_chars, regions, Reason.UNKNOWN_REGION
         )
     if "deny_regions" in d:
-        deny_regions = f.name_list(
+        deny_regions = _name_list(
             d, "deny_regions", items, r_chars, regions, Reason.UNKNOWN_REGION
         )
     if allow_models is not None:
@@ -194,6 +194,33 @@ def _with_overrides(
         allow_regions,
         deny_regions,
     )
+
+
+# Accepted override lists: (field, check rule, the list) -> the list's one shared tuple.
+# Producers send the same few allow/deny lists over and over: a hit skips the checks and gives
+# every request the same tuple (one object for the collector, not one per request). Only lists
+# that passed are kept, and at most this many.
+_ACCEPTED_LISTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_ACCEPTED_LISTS_MAX = 4096
+
+
+def _name_list(d: dict[str, Any], key: str, *rule: Any) -> tuple[str, ...] | None:
+    """``_fields.name_list(d, key, *rule)`` (same result or rejection), remembering the lists
+    it accepted under that rule (max items, max chars, allowed names, reason if unknown)."""
+    v = d.get(key)
+    if type(v) is not list:
+        return f.name_list(d, key, *rule)
+    probe = (key, rule, tuple(v))
+    try:
+        hit = _ACCEPTED_LISTS.get(probe)
+    except TypeError:  # an unhashable entry (array/object): rejected by name_list
+        return f.name_list(d, key, *rule)
+    if hit is not None:
+        return hit
+    out: tuple[str, ...] | None = f.name_list(d, key, *rule)
+    if out is not None and len(_ACCEPTED_LISTS) < _ACCEPTED_LISTS_MAX:
+        _ACCEPTED_LISTS[probe] = out
+    return out
 
 
 def _check_not_empty(

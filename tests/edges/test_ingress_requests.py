@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -227,3 +228,25 @@ def test_hostile_field_names_are_reported_printable(ctx: IngressContext) -> None
     out = rejected(req(**{"evil\n\x1b[31m": 1}), ctx, Reason.UNKNOWN_FIELD)
     assert out.field is not None and out.field.isprintable() and out.field.isascii()
     assert "\n" not in out.message and "\x1b" not in out.message
+
+
+def test_accepted_list_cache_is_scoped_to_field_limits_and_catalog(
+    ctx: IngressContext, catalog: Any
+) -> None:
+    models = ["meta/llama-3.1-8b", "llama-3.1-70b"]
+    first = parse_request(req(allow_models=models), ctx)
+    again = parse_request(req(allow_models=list(models)), ctx)
+    assert isinstance(first, Request) and isinstance(again, Request)
+    assert again.allow_models == first.allow_models == tuple(models)
+    # the same list under other limits, names or catalog is checked on its own terms
+    long_list = models * 3
+    tight = IngressContext.from_catalog(
+        catalog, limits=replace(DEFAULT_LIMITS, max_list_items=1)
+    )
+    rejected(req(allow_models=models), tight, Reason.LIST_TOO_LONG)
+    rejected(req(allow_models=long_list), ctx, Reason.DUPLICATE_ITEM)
+    rejected(req(allow_regions=models), ctx, Reason.UNKNOWN_REGION)
+    loose = IngressContext()
+    assert isinstance(parse_request(req(allow_models=["not-in-the-catalog"]), loose), Request)
+    rejected(req(allow_models=["not-in-the-catalog"]), ctx, Reason.UNKNOWN_MODEL)
+    rejected(req(allow_models=[["nested"]]), ctx, Reason.WRONG_TYPE)
