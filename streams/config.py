@@ -112,11 +112,12 @@ class WorkerSettings(BaseModel):
     # topics are applied (streams/app/control_gate.py); after this long it routes anyway, with
     # a warning. 0 = do not wait.
     control_catchup_timeout_s: float = 60.0
-    # Compression of the decisions topic (the audit records, ~3.6 KB each, most of the bytes
-    # the router writes). A batch's records share most of their text, so zstd shrinks them
-    # ~14x for ~5 us of worker CPU per decision and saves the broker (on the same cores here)
-    # far more; readers decompress transparently (aiokafka via cramjam, kcat, Kafka's own).
-    decisions_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "zstd"
+    # Producer-side compression of the decisions records (~3.6 KB each, most of the bytes the
+    # router writes). Off by default: the topic is created with compression.type=zstd
+    # (topics.decisions_compression_type), so the broker stores it ~17x smaller, and the
+    # worker's one Python thread, the bottleneck, saves 5-12 us per decision (measured,
+    # docs/topics.md). Set "zstd" when the network to the brokers is the scarcer resource.
+    decisions_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
     # Fault injection for tests: exit the process (as kill -9 would) right after the decisions of
     # route batch N are acked, before their dispatch and checkpoint. 0 = off.
     fault_exit_after_decisions_batch: int = 0

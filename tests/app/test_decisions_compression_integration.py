@@ -1,5 +1,7 @@
-"""The decisions topic is written zstd-compressed (``worker.decisions_compression``), and what
-a reader gets back is the records themselves: measured on the broker's own log segments."""
+"""The decisions topic is stored zstd-compressed, whether the broker compresses it (the default:
+the topic's ``compression.type``, the worker sends uncompressed) or the worker does
+(``worker.decisions_compression``), and what a reader gets back is the records themselves:
+measured on the broker's own log segments."""
 
 from __future__ import annotations
 
@@ -43,14 +45,16 @@ def _segment_bytes(dirs: list[Path], topic: str) -> int:
     return sum(f.stat().st_size for d in dirs for f in d.glob(f"{topic}-*/*.log"))
 
 
+@pytest.mark.parametrize("producer", ["none", "zstd"])
 def test_decisions_are_zstd_compressed_on_the_broker_and_read_back_whole(
-    settings_factory: Any, catalog_path: Path, tmp_path: Path
+    settings_factory: Any, catalog_path: Path, tmp_path: Path, producer: str
 ) -> None:
     settings: Settings = settings_factory(
         topics={"partitions": 2},
-        worker={"catalog_path": str(catalog_path), "batch_max": 200},
+        worker={"catalog_path": str(catalog_path), "batch_max": 200,
+                "decisions_compression": producer},
     )
-    assert settings.worker.decisions_compression == "zstd"  # the default
+    assert settings.topics.decisions_compression_type == "zstd"  # the default
     lay = TopicLayout.from_settings(settings, MODELS)
     asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
     dirs = asyncio.run(_log_dirs(settings))
