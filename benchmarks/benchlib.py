@@ -393,10 +393,12 @@ class Window:
 def broker_process(settings: Settings) -> psutil.Process | None:
     """The dev broker (``scripts/dev.sh``) by its pid file, if it runs here: on this box it
     shares the cores with the router, so its CPU per record is part of the cost."""
-    pid_file = settings.dev.state_dir / "kafka" / "kafka.pid"
+    from streams.devenv.kafka import KafkaBroker
+
+    pid = KafkaBroker(settings.dev).process.pid()  # None unless it is our running broker
     try:
-        return psutil.Process(int(pid_file.read_text().split()[0]))
-    except (OSError, ValueError, IndexError, psutil.Error):
+        return None if pid is None else psutil.Process(pid)
+    except psutil.Error:
         return None
 
 
