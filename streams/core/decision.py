@@ -266,7 +266,6 @@ class BatchRows:
             })
 
 
-
 def _row_cols(mask: BoolArray) -> tuple[list[list[int]], list[int]]:
     """The column lists of the distinct rows of an (N, K) mask and each row's index into them.
     A batch has a few distinct rows (allow-lists, feasibility patterns): each row's bits,
