@@ -21,10 +21,12 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -37,34 +39,56 @@ from streams.app.topics import TopicLayout
 from streams.config import Settings
 
 
+@dataclass
+class Paced:
+    first_counted: int
+    """Index of the first request sent after the warm-up."""
+    achieved_rate_per_s: float
+    generator_cpu_s: float
+    """CPU of this (load generator) process while pacing."""
+    worker_cpu_s: float
+    """CPU of the worker over the same time."""
+    seconds: float
+
+
 async def paced_send(settings: Settings, values: list[tuple[bytes, bytes]], rate: float,
-                     warmup_s: float) -> tuple[int, float]:
-    """Send ``values`` at ``rate``/s; returns (index of the first request after the warm-up,
-    achieved rate). Linger 5 ms: the latency starts at the request's append time on the broker,
-    so the producer's linger is not measured, and a produce request per message (linger 0)
-    made the load generator and the broker burn the cores the worker is measured on."""
+                     warmup_s: float, worker: psutil.Process) -> Paced:
+    """Send ``values`` at ``rate``/s. Linger 5 ms: the latency starts at the request's append
+    time on the broker, so the producer's linger is not measured, and a produce request per
+    message (linger 0) made the load generator and the broker burn the cores the worker is
+    measured on. The generator's and the worker's CPU over the same time are returned: they
+    share this box's two cores (a batch per partition per 2 ms tick instead of a ``send()``
+    per request measured the same ~33 µs per request, so the simple loop stayed)."""
     topic = settings.topics.name(settings.topics.requests)
     prod = AIOKafkaProducer(**client_kwargs(settings.kafka), acks="all", linger_ms=5)
     await prod.start()
     first_counted = len(values)
+    gen = psutil.Process()
     try:
-        futures = []
+        pending: list[asyncio.Future[Any]] = []
         t0 = time.monotonic()
+        cpu0 = (gen.cpu_times(), worker.cpu_times())
         for i, (key, value) in enumerate(values):
             delay = t0 + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             if first_counted == len(values) and time.monotonic() - t0 >= warmup_s:
                 first_counted = i
-            futures.append(await prod.send(topic, value, key=key))
-            if len(futures) >= 2_000:
-                await asyncio.gather(*futures)
-                futures.clear()
-        await asyncio.gather(*futures)
-        achieved = len(values) / (time.monotonic() - t0)
+            pending.append(await prod.send(topic, value, key=key))
+            if len(pending) >= 2_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        seconds = time.monotonic() - t0
+        cpu1 = (gen.cpu_times(), worker.cpu_times())
     finally:
         await prod.stop()
-    return first_counted, achieved
+    return Paced(first_counted, len(values) / seconds, _busy(cpu1[0]) - _busy(cpu0[0]),
+                 _busy(cpu1[1]) - _busy(cpu0[1]), seconds)
+
+
+def _busy(t: Any) -> float:
+    return float(t.user + t.system)
 
 
 async def read_all(settings: Settings, topics: list[str]) -> list[Any]:
@@ -124,11 +148,12 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
             await asyncio.sleep(0.5)
         await asyncio.sleep(3.0)  # table recovery after assignment
         start = 0
-        windows: list[tuple[int, int, float, float]] = []
+        windows: list[tuple[int, int, float, Paced]] = []
+        proc = psutil.Process(worker.pid)
         for lv, rate, n in zip(levels, rates, counts, strict=True):
-            first, achieved = await paced_send(settings, wl.values[start:start + n], rate,
-                                               warmup_s)
-            windows.append((start + first, start + n, lv, achieved))
+            paced = await paced_send(settings, wl.values[start:start + n], rate, warmup_s,
+                                     proc)
+            windows.append((start + paced.first_counted, start + n, lv, paced))
             start += n
             await asyncio.sleep(2.0)  # drain before the next level
         records = await read_all(settings, [lay.requests, lay.decisions,
@@ -147,7 +172,7 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
         elif m.key is not None:
             disp_ts.setdefault(m.key.decode(), m.timestamp)
     index = {r.request_id: i for i, r in enumerate(wl.requests)}
-    for lo, hi, lv, achieved in windows:
+    for lo, hi, lv, paced in windows:
         pairs = sorted((index[rid], disp_ts[rid] - ts) for rid, ts in req_ts.items()
                        if lo <= index.get(rid, -1) < hi and rid in disp_ts)
         lat = np.array([ms for _, ms in pairs], dtype=float)
@@ -161,7 +186,12 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
         trend = [round(float(np.median(part)), 1) for part in np.array_split(lat, 10) if part.size]
         missing = sum(1 for rid in req_ts if lo <= index.get(rid, -1) < hi and rid not in disp_ts)
         levels_out.append({"load": lv, "target_rate_per_s": round(lv * max_rate),
-                           "achieved_rate_per_s": round(achieved), "no_dispatch": missing,
+                           "achieved_rate_per_s": round(paced.achieved_rate_per_s),
+                           "no_dispatch": missing,
+                           # Busy share of one core while pacing: ~1.0 = the worker is the
+                           # bottleneck at this rate, whatever fraction of the maximum it is.
+                           "worker_cpu_share": round(paced.worker_cpu_s / paced.seconds, 2),
+                           "generator_cpu_share": round(paced.generator_cpu_s / paced.seconds, 2),
                            **percentiles(lat), "p50_ms_by_tenth": trend,
                            "request_to_decision": percentiles(to_decision),
                            "decision_to_dispatch": percentiles(to_dispatch)})
