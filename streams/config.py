@@ -94,6 +94,12 @@ class WorkerSettings(BaseModel):
     catalog_path: Path | None = None  # None: the packaged default catalog
     batch_max: int = 1_000  # stream.take() size: bigger batches amortise Faust's per-batch cost
     batch_within_s: float = 0.02  # flush a partial batch after this long (bounds latency)
+    # Direct hot path: after a fetch returned a short batch, keep collecting for up to this
+    # long (streams/app/direct.py). 0 = route every fetch at once.
+    batch_linger_ms: float = 0.0
+    # Direct hot path: while the previous batch's decisions are not acknowledged, keep adding
+    # fetched requests to the next batch (up to batch_max, at most batch_within_s).
+    group_commit: bool = True
     control_partitions: int = 1  # carbon-intensity and policy: tiny volume, total order
     dedupe_window_ms: int = 3_600_000  # event-time window of remembered request ids
     dedupe_max_per_partition: int = 50_000  # ~350 B each in memory

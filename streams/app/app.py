@@ -223,6 +223,7 @@ def create_app(
     # Commit steps of routed batches, oldest first; each awaits the one before it.
     commits: deque[asyncio.Future[None]] = deque()
     lagging: dict[int, tuple[int | None, int]] = {}  # partition -> (decisions end, next pos)
+    in_flight: list[asyncio.Future[dict[tuple[str, int], int]]] = []  # the last decisions flush
 
     def budget_window_s() -> float:
         return views.policy.budget_window_ms / 1000
@@ -266,6 +267,7 @@ def create_app(
         tenants.checkpoint(third)
         dedupe.checkpoint(third)
         decisions = asyncio.ensure_future(first.flush())  # decisions + dead letters: on the wire
+        in_flight[:] = [decisions]
         prev = commits[-1] if commits else None
         commits.append(asyncio.ensure_future(commit(msgs, decisions, second, third, prev)))
         decision_metrics.add(stats.decisions)
@@ -300,7 +302,8 @@ def create_app(
 
     direct: DirectRequests | None = None
     if w.hot_path == "direct":
-        direct = DirectRequests(settings, layout.requests, process, dedupe.position, drain)
+        direct = DirectRequests(settings, layout.requests, process, dedupe.position, drain,
+                                lambda: bool(in_flight) and not in_flight[-1].done())
 
         @app.on_rebalance_complete.connect  # type: ignore[misc,arg-type]
         async def on_rebalanced(sender: Any, **kwargs: Any) -> None:

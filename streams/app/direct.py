@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError
@@ -37,12 +39,14 @@ class DirectRequests:
         process: ProcessFn,
         position: Callable[[int], int | None],
         drain: Callable[[], Awaitable[None]],
+        in_flight: Callable[[], bool] = lambda: False,
     ) -> None:
         self._settings = settings
         self._topic = requests_topic
         self._process = process
         self._position = position
         self._drain = drain
+        self._in_flight = in_flight  # whether the last batch's decisions are unacknowledged
         self._consumer: AIOKafkaConsumer | None = None
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()  # one batch at a time; rebalances wait for it
@@ -88,25 +92,50 @@ class DirectRequests:
 
     async def run(self) -> None:
         within_ms = max(1, int(self._settings.worker.batch_within_s * 1000))
-        batch_max = self._settings.worker.batch_max
         while not self._stopping:
             await self._ready.wait()
             async with self._lock:
                 if not self._ready.is_set() or self._consumer is None:
                     continue
                 try:
-                    got = await self._consumer.getmany(timeout_ms=within_ms,
-                                                       max_records=batch_max)
+                    msgs = await self._next_batch(self._consumer, within_ms)
                 except ConsumerStoppedError:
                     return
-                msgs = [
-                    RawMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
-                    for records in got.values() for m in records
-                ]
                 if msgs:
                     await self._process(msgs)
                 else:
                     await self._drain()  # idle: finish the pipelined batch now
+
+    async def _next_batch(self, consumer: AIOKafkaConsumer, within_ms: int) -> list[RawMessage]:
+        """Up to ``batch_max`` requests: what the first fetch returns within ``within_ms``,
+        then more while the batch is short of ``batch_max`` and either the previous batch's
+        decisions are not acknowledged yet (group commit: that batch's dispatch goes out as
+        soon as the ack arrives instead of waiting behind this batch's routing) or
+        ``batch_linger_ms`` has not passed. Without either, a worker with spare CPU routes
+        every fetch as its own tiny batch and spends its CPU on per-batch costs (numpy set-up,
+        three produce requests, a checkpoint), which it then lacks when the load rises."""
+        w = self._settings.worker
+        batch_max = w.batch_max
+        msgs = _raw(await consumer.getmany(timeout_ms=within_ms, max_records=batch_max))
+        if not msgs:
+            return msgs
+        now = time.monotonic()
+        linger_until = now + w.batch_linger_ms / 1000
+        give_up = now + within_ms / 1000  # however long the previous batch's ack takes
+        while len(msgs) < batch_max:
+            now = time.monotonic()
+            if now >= give_up:
+                break
+            if now < linger_until:
+                wait_s = linger_until - now
+            elif w.group_commit and self._in_flight():
+                wait_s = _POLL_S
+            else:
+                break
+            got = await consumer.getmany(timeout_ms=max(1, int(wait_s * 1000)),
+                                         max_records=batch_max - len(msgs))
+            msgs += _raw(got)
+        return msgs
 
     def lag(self) -> dict[int, int]:
         """Messages behind the partition end, per assigned requests partition (from the last
@@ -131,3 +160,11 @@ class DirectRequests:
             if self._consumer is not None:
                 await self._consumer.stop()
                 self._consumer = None
+
+
+_POLL_S = 0.001  # group commit: how often to look at the previous batch's ack
+
+
+def _raw(got: Mapping[Any, Sequence[Any]]) -> list[RawMessage]:
+    return [RawMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
+            for records in got.values() for m in records]
