@@ -170,6 +170,10 @@ def create_app(
     # produce request in flight per broker connection, so on the shared producer a batch's
     # decisions queued behind the previous batch's dispatch + checkpoint request.
     own: list[AIOKafkaProducer] = []
+    # Batches' decision flushes overlap (the next batch's starts before the previous one is
+    # acked); this keeps their records in batch order on each decisions partition, which the
+    # tail scan after a crash (log order = each tenant's sequence) and the marks rely on.
+    decisions_order = asyncio.Lock()
 
     codec = settings.worker.decisions_compression
     compression = None if codec == "none" else codec
@@ -182,7 +186,7 @@ def create_app(
                                         compression_type=compression)
             await producer.start()
             own.append(producer)
-        return BatchSink(own[0])
+        return BatchSink(own[0], decisions_order)
 
     def dead_letter(
         sink: BatchSink, rej: Rejected, key: bytes | None, partition: int, now_ms: int

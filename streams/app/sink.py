@@ -34,8 +34,13 @@ third of what triggers the worker's young collections."""
 class BatchSink:
     """Collect records, then send them grouped per (topic, partition) and await delivery."""
 
-    def __init__(self, producer: BatchProducer) -> None:
+    def __init__(self, producer: BatchProducer, order: asyncio.Lock | None = None) -> None:
         self._producer = producer
+        # Sinks sharing ``order`` append to the producer in the order their flushes started,
+        # even when those run concurrently: a flush of more than one producer batch per
+        # partition awaits between them (aiokafka lets one batch per partition wait), and a
+        # later flush's records must not land in between (see ``flush``).
+        self._order = order
         self._partition_counts: dict[str, list[int]] = {}
         self._pending: dict[tuple[str, int | None], Records] = defaultdict(list)
         self.records_sent = 0
@@ -64,6 +69,26 @@ class BatchSink:
         if not self._pending:
             return {}
         pending, self._pending = self._pending, defaultdict(list)
+        futures: list[tuple[Any, int]] = []
+        if self._order is None:
+            await self._append(pending, futures)
+        else:
+            async with self._order:  # FIFO: flushes started earlier append first
+                await self._append(pending, futures)
+        next_offsets: dict[tuple[str, int], int] = {}
+        if futures:
+            metas = await asyncio.gather(*(f for f, _ in futures))
+            for meta, (_, count) in zip(metas, futures, strict=True):
+                if meta is None or meta.offset is None:
+                    continue
+                tp = (meta.topic, meta.partition)
+                next_offsets[tp] = max(next_offsets.get(tp, 0), meta.offset + count)
+        return next_offsets
+
+    async def _append(
+        self, pending: dict[tuple[str, int | None], Records], futures: list[tuple[Any, int]]
+    ) -> None:
+        """Group ``pending`` per (topic, partition) and hand it to the producer."""
         by_tp: dict[tuple[str, int], Records] = defaultdict(list)
         for (topic, partition), records in pending.items():
             if partition is not None:
@@ -75,19 +100,9 @@ class BatchSink:
             for key, value, ts_ms, p in zip(keys, records[1::3], records[2::3], chosen,
                                             strict=True):
                 by_tp[(topic, p)].extend((key, value, ts_ms))
-        futures: list[tuple[Any, int]] = []
         for (topic, partition), records in by_tp.items():
             futures.extend(await self._send(topic, partition, records))
             self.records_sent += len(records) // 3
-        next_offsets: dict[tuple[str, int], int] = {}
-        if futures:
-            metas = await asyncio.gather(*(f for f, _ in futures))
-            for meta, (_, count) in zip(metas, futures, strict=True):
-                if meta is None or meta.offset is None:
-                    continue
-                tp = (meta.topic, meta.partition)
-                next_offsets[tp] = max(next_offsets.get(tp, 0), meta.offset + count)
-        return next_offsets
 
     async def _partitions(self, topic: str) -> list[int]:
         parts = self._partition_counts.get(topic)
