@@ -121,6 +121,13 @@ def test_three_sigkills_lose_nothing_and_decide_nothing_twice(
     assert all(len(v) == 1 for v in acc.decided.values()), "a request was decided twice"
     dup_decisions = acc.decision_records - len(acc.decided)
     assert dup_decisions == 0
+    # In log order (a tenant's decisions share one partition) every tenant's sequence rises:
+    # the recovery scan folds decisions in log order, so overlapping batch flushes must not
+    # interleave (they did once, and the window then lost the charges it skipped).
+    last_seq: dict[str, int] = {}
+    for d in acc.decisions:
+        assert d["tenant_seq"] > last_seq.get(d["tenant"], 0), (d["tenant"], d["tenant_seq"])
+        last_seq[d["tenant"]] = d["tenant_seq"]
     # Duals and budgets continued from the changelogs: one gap-free chain per tenant.
     records = sorted(acc.decisions, key=lambda d: (d["tenant"], d["tenant_seq"]))
     assert check_chain(records) == []
