@@ -160,7 +160,7 @@ def create_app(
     decision_metrics = DecisionMetrics(metrics, settings.influx.flush_interval_ms / 1000,
                                        background=True)
     scanned: set[int] = set()
-    state = {"est_refreshed": 0.0, "est_published": 0.0}
+    state = {"est_refreshed": 0.0, "est_published": 0.0, "checkpointed": 0.0}
     policies: dict[str, Any] = {}
 
     def producer_sink() -> BatchSink:
@@ -232,13 +232,26 @@ def create_app(
     def budget_window_s() -> float:
         return views.policy.budget_window_ms / 1000
 
+    def capture_checkpoint(sink: BatchSink) -> None:
+        """Queue the state as it is now: tenants and dedupe ids touched since the last
+        checkpoint, with the marks of the newest batch whose commit finished (or, inside
+        ``process``, is running)."""
+        for p, (wm, pos) in lagging.items():
+            if wm is not None:
+                dedupe.set_watermark(p, wm)
+            dedupe.set_position(p, pos)
+        lagging.clear()
+        tenants.checkpoint(sink)
+        dedupe.checkpoint(sink)
+
     async def drain() -> None:
         while commits:
             await commits.popleft()
-        if tenants.dirty_count():  # feedback folded while batches were committing
-            sink = producer_sink()
-            tenants.checkpoint(sink)
-            await sink.flush()
+        # Every batch is committed: a full checkpoint (batches the checkpoint interval skipped,
+        # feedback folded meanwhile), so a restart or the next owner starts from here.
+        sink = producer_sink()
+        capture_checkpoint(sink)
+        await sink.flush()
         decision_metrics.flush(budget_window_s=budget_window_s(), force=True)
 
     async def process(msgs: list[RawMessage]) -> None:
@@ -263,13 +276,9 @@ def create_app(
         # Its marks are the newest ones whose batch is fully committed or committing (see
         # commit): they lag this batch, so after a crash the tail scan and the re-read cover
         # the batches after them, whose decisions are re-dispatched (identical), not re-decided.
-        for p, (wm, pos) in lagging.items():
-            if wm is not None:
-                dedupe.set_watermark(p, wm)
-            dedupe.set_position(p, pos)
-        lagging.clear()
-        tenants.checkpoint(third)
-        dedupe.checkpoint(third)
+        if now - state["checkpointed"] >= w.checkpoint_interval_ms / 1000:
+            capture_checkpoint(third)
+            state["checkpointed"] = now
         decisions = asyncio.ensure_future(first.flush())  # decisions + dead letters: on the wire
         in_flight[:] = [decisions]
         prev = commits[-1] if commits else None
