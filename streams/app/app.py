@@ -163,8 +163,13 @@ def create_app(
     state = {"est_refreshed": 0.0, "est_published": 0.0, "checkpointed": 0.0}
     policies: dict[str, Any] = {}
 
+    # Sinks on the shared producer append in the order their flushes start, too: a feedback
+    # checkpoint written between batches must not land after a later batch's checkpoint of the
+    # same tenant (the commit chain orders the batches' own writes already).
+    shared_order = asyncio.Lock()
+
     def producer_sink() -> BatchSink:
-        return BatchSink(app.producer._ensure_producer())  # type: ignore[attr-defined]
+        return BatchSink(app.producer._ensure_producer(), shared_order)  # type: ignore[attr-defined]
 
     # Decisions (and request dead letters) have a producer of their own: aiokafka keeps one
     # produce request in flight per broker connection, so on the shared producer a batch's
