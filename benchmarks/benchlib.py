@@ -402,7 +402,8 @@ def broker_process(settings: Settings) -> psutil.Process | None:
         return None
 
 
-def _cpu_s(procs: Sequence[psutil.Process]) -> float:
+def cpu_s(procs: Sequence[psutil.Process]) -> float:
+    """User + system CPU seconds of ``procs`` so far (a process gone counts 0)."""
     total = 0.0
     for p in procs:
         with contextlib.suppress(psutil.Error):
@@ -449,8 +450,8 @@ async def watch(
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             n = await end_offsets(consumer, tps) - base
-            now, cpu = time.monotonic(), _cpu_s(procs)
-            broker_cpu = _cpu_s([broker]) if broker is not None else 0.0
+            now, cpu = time.monotonic(), cpu_s(procs)
+            broker_cpu = cpu_s([broker]) if broker is not None else 0.0
             rss = max(rss, _rss_mb(procs))
             if not is_ready and now >= next_ready_check:
                 is_ready = bool(await ready())

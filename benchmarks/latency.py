@@ -67,7 +67,7 @@ async def paced_send(settings: Settings, values: list[tuple[bytes, bytes]], rate
     try:
         pending: list[asyncio.Future[Any]] = []
         t0 = time.monotonic()
-        cpu0 = (gen.cpu_times(), worker.cpu_times())
+        cpu0 = (bl.cpu_s([gen]), bl.cpu_s([worker]))
         for i, (key, value) in enumerate(values):
             delay = t0 + i / rate - time.monotonic()
             if delay > 0:
@@ -80,15 +80,11 @@ async def paced_send(settings: Settings, values: list[tuple[bytes, bytes]], rate
                 pending.clear()
         await asyncio.gather(*pending)
         seconds = time.monotonic() - t0
-        cpu1 = (gen.cpu_times(), worker.cpu_times())
+        cpu1 = (bl.cpu_s([gen]), bl.cpu_s([worker]))
     finally:
         await prod.stop()
-    return Paced(first_counted, len(values) / seconds, _busy(cpu1[0]) - _busy(cpu0[0]),
-                 _busy(cpu1[1]) - _busy(cpu0[1]), seconds)
-
-
-def _busy(t: Any) -> float:
-    return float(t.user + t.system)
+    return Paced(first_counted, len(values) / seconds, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1],
+                 seconds)
 
 
 async def read_all(settings: Settings, topics: list[str]) -> list[Any]:

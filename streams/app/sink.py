@@ -9,6 +9,7 @@ every record, which is what the dedupe protocol (see docs/architecture.md) relie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from typing import Any, Protocol
 
@@ -70,11 +71,8 @@ class BatchSink:
             return {}
         pending, self._pending = self._pending, defaultdict(list)
         futures: list[tuple[Any, int]] = []
-        if self._order is None:
+        async with self._order or contextlib.nullcontext():  # FIFO: earlier flushes first
             await self._append(pending, futures)
-        else:
-            async with self._order:  # FIFO: flushes started earlier append first
-                await self._append(pending, futures)
         next_offsets: dict[tuple[str, int], int] = {}
         if futures:
             metas = await asyncio.gather(*(f for f, _ in futures))
