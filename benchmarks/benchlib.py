@@ -112,7 +112,8 @@ def last_result(name: str, **match: Any) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- settings and topics
 
 
-def run_settings(partitions: int, run: str | None = None, **worker: Any) -> Settings:
+def run_settings(partitions: int, run: str | None = None, dispatch_partitions: int | None = None,
+                 **worker: Any) -> Settings:
     """Settings of one bench run: own topic prefix, own app id, short group timeouts."""
     run = run or uuid.uuid4().hex[:6]
     base = Settings()
@@ -120,6 +121,7 @@ def run_settings(partitions: int, run: str | None = None, **worker: Any) -> Sett
     d["app_id"] = f"gar-bench-{run}"
     d["topics"]["prefix"] = f"bench.{run}."
     d["topics"]["partitions"] = partitions
+    d["topics"]["dispatch_partitions"] = dispatch_partitions
     d["kafka"]["session_timeout_ms"] = 6_000
     d["worker"].update(worker)
     return Settings(**d)
@@ -177,6 +179,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "GAR_APP_ID": settings.app_id,
         "GAR_TOPICS__PREFIX": settings.topics.prefix,
         "GAR_TOPICS__PARTITIONS": str(settings.topics.partitions),
+        "GAR_TOPICS__DISPATCH_PARTITIONS": str(settings.topics.dispatch_partitions
+                                               or settings.topics.partitions),
         "GAR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "GAR_KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
         "GAR_WORKER__BATCH_MAX": str(w.batch_max),

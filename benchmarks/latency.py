@@ -122,8 +122,8 @@ def percentiles(lat_ms: np.ndarray) -> dict[str, float]:
 
 
 async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: float,
-              partitions: int) -> dict[str, Any]:
-    settings = bl.run_settings(partitions)
+              partitions: int, dispatch_partitions: int | None = None) -> dict[str, Any]:
+    settings = bl.run_settings(partitions, dispatch_partitions=dispatch_partitions)
     rates = [lv * max_rate for lv in levels]
     counts = [int(r * seconds) for r in rates]
     wl = bl.build_workload(settings, sum(counts))
@@ -191,7 +191,8 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
                            **percentiles(lat), "p50_ms_by_tenth": trend,
                            "request_to_decision": percentiles(to_decision),
                            "decision_to_dispatch": percentiles(to_dispatch)})
-    return {"max_rate_per_s": round(max_rate), "partitions": partitions, "levels": levels_out,
+    return {"max_rate_per_s": round(max_rate), "partitions": partitions,
+            "dispatch_partitions": dispatch_partitions or partitions, "levels": levels_out,
             "hot_path": getattr(settings.worker, "hot_path", "faust"),
             "batch_max": settings.worker.batch_max,
             "batch_within_s": settings.worker.batch_within_s}
@@ -206,6 +207,8 @@ def main() -> None:
                     help="decisions/s of one worker (default: the last router_e2e.py result "
                     "with the same hot path)")
     ap.add_argument("--partitions", type=int, default=2)
+    ap.add_argument("--dispatch-partitions", type=int, default=None,
+                    help="partitions of each dispatch topic (default: --partitions)")
     ap.add_argument("--no-record", action="store_true", help="print only; no RESULTS.md entry")
     ap.add_argument("--code", default=None, metavar="REF",
                     help="run the worker on streams/ as committed at REF (default: working tree)")
@@ -218,7 +221,8 @@ def main() -> None:
     facts = bl.machine_facts()
     facts["code"] = bl.use_code(args.code)
     levels = [float(x) for x in args.levels.split(",")]
-    res = asyncio.run(run(levels, args.seconds, max_rate, args.warmup_s, args.partitions))
+    res = asyncio.run(run(levels, args.seconds, max_rate, args.warmup_s, args.partitions,
+                          args.dispatch_partitions))
     rows = ["| load | target/s | achieved/s | decisions measured | p50 ms | p99 ms | p99.9 ms | "
             "max ms | no dispatch | request->decision p50/p99 | decision->dispatch p50/p99 |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -229,7 +233,8 @@ def main() -> None:
                     f"{lv.get('p99_ms')} | {lv.get('p999_ms')} | {lv.get('max_ms')} | "
                     f"{lv['no_dispatch']} | {a.get('p50_ms')} / {a.get('p99_ms')} | "
                     f"{b.get('p50_ms')} / {b.get('p99_ms')} |")
-    body = (f"One worker, {res['partitions']} partitions, sustained maximum "
+    body = (f"One worker, {res['partitions']} partitions ({res['dispatch_partitions']} per "
+            f"dispatch topic), sustained maximum "
             f"{res['max_rate_per_s']:,} decisions/s, batch_max {res['batch_max']}, "
             f"batch_within {res['batch_within_s']} s, hot path `{res['hot_path']}`. Latency = "
             f"dispatch append time - request append time (both LogAppendTime, broker clock), "

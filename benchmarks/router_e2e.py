@@ -54,8 +54,10 @@ async def measure_router(settings: Settings, n: int, workers: int) -> bl.Window:
 
 
 async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: int,
-                  batch_within_s: float, keep: bool) -> dict[str, Any]:
-    settings = bl.run_settings(partitions, batch_max=batch_max, batch_within_s=batch_within_s)
+                  batch_within_s: float, keep: bool,
+                  dispatch_partitions: int | None = None) -> dict[str, Any]:
+    settings = bl.run_settings(partitions, dispatch_partitions=dispatch_partitions,
+                               batch_max=batch_max, batch_within_s=batch_within_s)
     wl = bl.build_workload(settings, n)
     apps = {k: bl.with_app_id(settings, f"{settings.app_id}-w{k}") for k in worker_counts}
     for s in apps.values():
@@ -75,7 +77,9 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
     raw_cpu = sum(w.cpu_us_per_record for w in raw) / len(raw)
     raw_broker = [w.broker_cpu_us_per_record for w in raw]
     out: dict[str, Any] = {
-        "requests": n, "partitions": partitions, "mean_request_bytes": round(wl.mean_bytes),
+        "requests": n, "partitions": partitions,
+        "dispatch_partitions": dispatch_partitions or partitions,
+        "mean_request_bytes": round(wl.mean_bytes),
         "candidates": wl.catalog.n_candidates, "batch_max": batch_max,
         "batch_within_s": batch_within_s, "publish_msg_per_s": round(pub),
         "hot_path": getattr(settings.worker, "hot_path", "faust"),
@@ -110,7 +114,9 @@ def _mean(xs: list[float | None]) -> float | None:
 
 def body(res: dict[str, Any]) -> str:
     rows = [f"Requests: {res['requests']} real trace requests ({res['mean_request_bytes']} B "
-            f"mean), {res['partitions']} partitions, K = {res['candidates']} candidates, "
+            f"mean), {res['partitions']} partitions "
+            f"({res.get('dispatch_partitions', res['partitions'])} per dispatch topic), "
+            f"K = {res['candidates']} candidates, "
             f"batch_max {res['batch_max']}, batch_within {res['batch_within_s']} s, hot path "
             f"`{res['hot_path']}`, metrics {'on' if res['metrics_on'] else 'OFF'}. Raw "
             f"pass-through before/after: {', '.join(f'{r:,}' for r in res['raw_msg_per_s'])} "
@@ -135,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--requests", type=int, default=150_000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts to run")
+    ap.add_argument("--dispatch-partitions", type=int, default=None,
+                    help="partitions of each dispatch topic (default: --partitions)")
     ap.add_argument("--batch-max", type=int, default=1_000)
     ap.add_argument("--batch-within-s", type=float, default=0.02)
     ap.add_argument("--code", default=None, metavar="REF",
@@ -149,7 +157,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     facts["code"] = bl.use_code(args.code)
     counts = [int(x) for x in args.workers.split(",") if x]
     res = asyncio.run(run_all(args.requests, args.partitions, counts, args.batch_max,
-                              args.batch_within_s, args.keep_topics))
+                              args.batch_within_s, args.keep_topics,
+                              args.dispatch_partitions))
     return facts, res
 
 

@@ -39,6 +39,10 @@ class TopicSettings(BaseModel):
     dispatch_prefix: str = "dispatch."
     dead_letter: str = "dead-letter"
     partitions: int = 4
+    # Partitions of each dispatch.<model> topic when the router creates it (None: `partitions`).
+    # Size it to the serving fleet's consumers, not to the router: dispatch is keyed by request
+    # id, so any count works and a re-delivered dispatch still lands on the same partition.
+    dispatch_partitions: int | None = Field(default=None, ge=1)
     replication_factor: int = 1
     # `compression.type` of the decisions topic when the router creates it: the broker stores the
     # audit log compressed whatever the producer sends ("producer" = as sent). See

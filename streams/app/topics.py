@@ -100,8 +100,9 @@ def topic_specs(settings: Settings, models: Iterable[str]) -> list[TopicSpec]:
         TopicSpec(lay.carbon_intensity, cp, retention_ms=30 * DAY_MS, role="intensity (key zone)"),
         TopicSpec(lay.policy, cp, compact=True, role="policy changes (key scope)"),
     ]
+    dp = settings.topics.dispatch_partitions or p
     specs += [
-        TopicSpec(name, p, retention_ms=DAY_MS, role=f"dispatch for {model} (key request id)")
+        TopicSpec(name, dp, retention_ms=DAY_MS, role=f"dispatch for {model} (key request id)")
         for model, name in lay.dispatch.items()
     ]
     # Faust changelogs: tenant-keyed tables are co-partitioned with requests; GlobalTables use a

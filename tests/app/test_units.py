@@ -177,7 +177,16 @@ def test_topic_specs_copartition_tenant_state_and_sanitise_dispatch_names() -> N
     assert specs["p.policy"].topic_configs()["cleanup.policy"] == "compact"
     assert specs["p.requests"].topic_configs()["cleanup.policy"] == "delete"
     assert dispatch_topic_name(s, "meta/llama-2-70b") == "p.dispatch.meta_llama-2-70b"
-    assert "p.dispatch.small" in specs
+    assert specs["p.dispatch.small"].partitions == 6  # default: topics.partitions
+
+
+def test_dispatch_partitions_are_sized_apart_from_the_router() -> None:
+    s = Settings(topics={"prefix": "p.", "partitions": 6, "dispatch_partitions": 2})
+    specs = {t.name: t for t in topic_specs(s, ["small"])}
+    assert specs["p.dispatch.small"].partitions == 2
+    assert specs["p.requests"].partitions == specs["p.decisions"].partitions == 6
+    with pytest.raises(ValueError):
+        Settings(topics={"dispatch_partitions": 0})
 
 
 @pytest.fixture
