@@ -1,14 +1,23 @@
 """Request-id dedupe index, stored in a table co-partitioned with requests.
 
-Entries: ``r:<tenant>|<request_id> -> b"<partition>,<ts_ms>"`` (the request's source partition and
-event time; ids are scoped by tenant, see ``dedupe_key``); per partition, as of the last durable
-checkpoint: ``w:<partition>`` = next offset of the decisions partition (the watermark) and
-``o:<partition>`` = next offset of the requests partition to read (the direct hot path's consumer
-position). The guarantee built on them is described in ``docs/architecture.md`` ("Dedupe"): a
-request id gets at most one decision record per tenant, ever.
+Ids are scoped by tenant (``dedupe_key``). They are written to the changelog **one record per
+checkpoint and partition**, not one per id: ``b:<partition>:<seq> -> [[ts_ms, ...], [key, ...]]``
+(event times and keys of the ids first seen in that batch). A record is tombstoned once every id
+in it has been evicted. Per request that is one changelog record less on the hot path, and one
+tombstone less later (four records per request became two: decision and dispatch).
+Earlier changelogs held one ``r:<key> -> b"<partition>,<ts_ms>"`` per id; those still load,
+each as a record of one id.
+
+Per partition, as of the last durable checkpoint: ``w:<partition>`` = next offset of the
+decisions partition (the watermark) and ``o:<partition>`` = next offset of the requests
+partition to read (the direct hot path's consumer position). The guarantee built on them is
+described in ``docs/architecture.md`` ("Dedupe"): a request id gets at most one decision record
+per tenant, ever.
 
 Memory is bounded: per partition, ids older than ``window_ms`` of event time behind the newest
-id, or beyond ``max_per_partition``, are evicted (tombstoned in the changelog).
+id, or beyond ``max_per_partition``, are evicted. An id evicted while others of its record are
+still remembered comes back after a restart (its record is reloaded) until the next
+checkpoint evicts it again: the index may remember more than the bounds, never less.
 """
 
 from __future__ import annotations
@@ -21,6 +30,10 @@ import orjson
 
 from streams.app.checkpoint import POSITION_KEY, REQUEST_KEY, WATERMARK_KEY
 from streams.app.sink import BatchSink
+
+BATCH_KEY = b"b:"
+_PENDING = b""  # record key of an id added since the last checkpoint
+_MAX_IDS_PER_RECORD = 1_000  # bounds a record's size (keys are at most a few hundred bytes)
 
 
 def dedupe_key(tenant: str, request_id: str) -> str:
@@ -51,53 +64,72 @@ class DedupeIndex:
         self._topic = changelog_topic
         self._window_ms = window_ms
         self._max = max_per_partition
-        # No tuple per id: one id per routed request is kept here, and tuples are GC-tracked
-        # objects (every ~10k new ones trigger a young collection; the order's entries also live
-        # on into the old generations). New ids flat (key, value, partition, key, ...); the
-        # eviction order as two parallel queues (event time, key).
-        self._new: list[Any] = []
-        self._order: dict[int, tuple[deque[int], deque[bytes]]] = defaultdict(
+        self._ids: dict[str, bytes] = {}  # remembered id -> key of its changelog record
+        self._live: dict[bytes, int] = {}  # record key -> its ids still remembered
+        # Ids added since the last checkpoint, flat per partition (ts, key, ts, key, ...): no
+        # tuple per id (GC-tracked objects on the hot path).
+        self._new: dict[int, list[Any]] = defaultdict(list)
+        # Eviction order per partition as two parallel queues (event time, key).
+        self._order: dict[int, tuple[deque[int], deque[str]]] = defaultdict(
             lambda: (deque(), deque()))
         self._newest_ts: dict[int, int] = defaultdict(lambda: -1)
+        self._next_seq: dict[int, int] = defaultdict(int)
         self._marks: dict[bytes, int] = {}  # w:<p> / o:<p> -> offset, not yet checkpointed
         self._loaded = False
 
     def _load(self) -> None:
-        """Rebuild the eviction order from the (recovered) table store."""
-        entries = []
+        """Rebuild the ids, their records and the eviction order from the (recovered) store."""
+        entries: list[tuple[int, int, str, bytes]] = []
         for key, value in list(self._store.items()):
-            if key.startswith(REQUEST_KEY):
+            if key.startswith(BATCH_KEY):
+                p_raw, seq_raw = key[len(BATCH_KEY):].split(b":", 1)
+                partition, seq = int(p_raw), int(seq_raw)
+                times, ids = orjson.loads(value)
+                entries.extend((int(ts), partition, str(k), key)
+                               for ts, k in zip(times, ids, strict=True))
+                self._next_seq[partition] = max(self._next_seq[partition], seq + 1)
+            elif key.startswith(REQUEST_KEY):
                 partition, ts_ms = _entry(value)
-                entries.append((ts_ms, partition, key))
-        for ts_ms, partition, key in sorted(entries):
-            times, keys = self._order[partition]
-            times.append(ts_ms)
-            keys.append(key)
-            self._newest_ts[partition] = max(self._newest_ts[partition], ts_ms)
+                entries.append((ts_ms, partition, key[len(REQUEST_KEY):].decode(), key))
+        self._ids.clear()
+        self._live.clear()
+        for ts_ms, partition, k, record in sorted(entries):
+            self._remember(k, partition, ts_ms, record)
+            self._live[record] = self._live.get(record, 0) + 1
+        for partition, flat in self._new.items():  # added before a reset, not yet written
+            for ts_ms, k in zip(flat[0::2], flat[1::2], strict=True):
+                self._remember(k, partition, ts_ms, _PENDING)
         self._loaded = True
 
-    def reset(self) -> None:
-        """After a rebalance: forget in-memory order; the table store is the truth."""
-        self._order.clear()
-        self._newest_ts.clear()
-        self._marks.clear()
-        self._loaded = False
-
-    def seen(self, request_id: str) -> bool:
-        if not self._loaded:
-            self._load()
-        return REQUEST_KEY + request_id.encode() in self._store
-
-    def add(self, request_id: str, partition: int, ts_ms: int) -> None:
-        key = REQUEST_KEY + request_id.encode()
-        value = b"%d,%d" % (partition, ts_ms)  # not orjson: see checkpoint.compact
-        self._store[key] = value
-        self._new.extend((key, value, partition))
+    def _remember(self, key: str, partition: int, ts_ms: int, record: bytes) -> None:
+        self._ids[key] = record
         times, keys = self._order[partition]
         times.append(ts_ms)
         keys.append(key)
         if ts_ms > self._newest_ts[partition]:
             self._newest_ts[partition] = ts_ms
+
+    def reset(self) -> None:
+        """After a rebalance: forget the in-memory view; the table store is the truth (ids
+        added since the last checkpoint are kept and still written by the next one)."""
+        self._order.clear()
+        self._newest_ts.clear()
+        self._marks.clear()
+        self._ids.clear()
+        self._live.clear()
+        self._next_seq.clear()
+        self._loaded = False
+
+    def seen(self, request_id: str) -> bool:
+        if not self._loaded:
+            self._load()
+        return request_id in self._ids
+
+    def add(self, request_id: str, partition: int, ts_ms: int) -> None:
+        if not self._loaded:
+            self._load()
+        self._new[partition].extend((ts_ms, request_id))
+        self._remember(request_id, partition, ts_ms, _PENDING)
 
     def _mark(self, prefix: bytes, partition: int) -> int | None:
         key = prefix + str(partition).encode()
@@ -119,20 +151,41 @@ class DedupeIndex:
         self._marks[POSITION_KEY + str(partition).encode()] = next_offset
 
     def checkpoint(self, sink: BatchSink) -> int:
-        """Queue new ids, evictions (tombstones) and watermarks; returns records queued."""
+        """Queue the new ids (one record per partition, per ``_MAX_IDS_PER_RECORD``), the
+        tombstones of records whose ids are all evicted, and the marks; returns records queued."""
+        if not self._loaded:
+            self._load()
         n = 0
-        fields = iter(self._new)
-        for key, value, partition in zip(fields, fields, fields, strict=True):
-            sink.add(self._topic, key, value, partition=partition)
-            n += 1
+        for partition, flat in self._new.items():
+            for lo in range(0, len(flat), 2 * _MAX_IDS_PER_RECORD):
+                chunk = flat[lo:lo + 2 * _MAX_IDS_PER_RECORD]
+                keys = chunk[1::2]
+                seq = self._next_seq[partition]
+                self._next_seq[partition] = seq + 1
+                record = b"%s%d:%d" % (BATCH_KEY, partition, seq)
+                value = orjson.dumps([chunk[0::2], keys])
+                self._store[record] = value
+                sink.add(self._topic, record, value, partition=partition)
+                n += 1
+                ids = self._ids
+                for k in keys:
+                    ids[k] = record
+                self._live[record] = len(keys)
         self._new.clear()
-        for partition, (times, keys) in self._order.items():
+        for partition, (times, order) in self._order.items():
             horizon = self._newest_ts[partition] - self._window_ms
             while times and (len(times) > self._max or times[0] < horizon):
                 times.popleft()
-                key = keys.popleft()
-                if self._store.pop(key, None) is not None:
-                    sink.add(self._topic, key, None, partition=partition)
+                record_of = self._ids.pop(order.popleft(), None)
+                if record_of is None:
+                    continue
+                left = self._live.get(record_of, 0) - 1
+                if left > 0:
+                    self._live[record_of] = left
+                    continue
+                self._live.pop(record_of, None)
+                if self._store.pop(record_of, None) is not None:
+                    sink.add(self._topic, record_of, None, partition=partition)
                     n += 1
         for key, next_offset in self._marks.items():
             value = str(next_offset).encode()
