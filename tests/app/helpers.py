@@ -50,7 +50,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env["GAR_APP_ID"] = settings.app_id
     flat = {
         "KAFKA": settings.kafka.model_dump(exclude_none=True),
-        "TOPICS": settings.topics.model_dump(),
+        "TOPICS": settings.topics.model_dump(exclude_none=True),
         "WORKER": settings.worker.model_dump(exclude_none=True),
     }
     for section, values in flat.items():
