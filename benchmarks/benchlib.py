@@ -344,10 +344,24 @@ def spawn(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Pop
     return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+# ``-P``: no current directory on sys.path. Without it, ``python -c`` run from the repository
+# imports the working tree's ``streams`` ahead of PYTHONPATH, and a ``--code`` snapshot is
+# silently not what runs (every ``--code`` A/B pair before the sixth session compared the
+# working tree with itself).
+_WORKER = [sys.executable, "-P", "-c", "from streams.cli import main; main()", "worker"]
+
+
 def spawn_worker(settings: Settings, tag: str) -> subprocess.Popen[bytes]:
-    # ``gar worker`` through the interpreter, so a PYTHONPATH code snapshot takes precedence.
-    return spawn([sys.executable, "-c", "from streams.cli import main; main()", "worker"],
-                 worker_env(settings), f"{settings.app_id}-{tag}.log")
+    """``gar worker`` through the interpreter, so a PYTHONPATH code snapshot takes precedence
+    (checked: the snapshot's ``streams`` is the one a worker imports)."""
+    env = worker_env(settings)
+    if CODE_DIR is not None:
+        where = "import streams; print(streams.__file__)"
+        probe = subprocess.run([sys.executable, "-P", "-c", where], env=env,
+                               capture_output=True, text=True, check=True).stdout
+        if not Path(probe.strip()).resolve().is_relative_to(CODE_DIR.resolve()):
+            raise RuntimeError(f"worker would import {probe.strip()}, not the snapshot {CODE_DIR}")
+    return spawn(_WORKER, env, f"{settings.app_id}-{tag}.log")
 
 
 def stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
