@@ -179,8 +179,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "GAR_APP_ID": settings.app_id,
         "GAR_TOPICS__PREFIX": settings.topics.prefix,
         "GAR_TOPICS__PARTITIONS": str(settings.topics.partitions),
-        "GAR_TOPICS__DISPATCH_PARTITIONS": str(settings.topics.dispatch_partitions
-                                               or settings.topics.partitions),
+        "GAR_TOPICS__DISPATCH_PARTITIONS": str(settings.topics.dispatch_partition_count()),
         "GAR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "GAR_KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
         "GAR_WORKER__BATCH_MAX": str(w.batch_max),
@@ -348,7 +347,7 @@ def spawn(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Pop
 # imports the working tree's ``streams`` ahead of PYTHONPATH, and a ``--code`` snapshot is
 # silently not what runs (every ``--code`` A/B pair before the sixth session compared the
 # working tree with itself).
-_WORKER = [sys.executable, "-P", "-c", "from streams.cli import main; main()", "worker"]
+_PYTHON_C = [sys.executable, "-P", "-c"]
 
 
 def spawn_worker(settings: Settings, tag: str) -> subprocess.Popen[bytes]:
@@ -356,12 +355,12 @@ def spawn_worker(settings: Settings, tag: str) -> subprocess.Popen[bytes]:
     (checked: the snapshot's ``streams`` is the one a worker imports)."""
     env = worker_env(settings)
     if CODE_DIR is not None:
-        where = "import streams; print(streams.__file__)"
-        probe = subprocess.run([sys.executable, "-P", "-c", where], env=env,
-                               capture_output=True, text=True, check=True).stdout
+        probe = subprocess.run([*_PYTHON_C, "import streams; print(streams.__file__)"],
+                               env=env, capture_output=True, text=True, check=True).stdout
         if not Path(probe.strip()).resolve().is_relative_to(CODE_DIR.resolve()):
             raise RuntimeError(f"worker would import {probe.strip()}, not the snapshot {CODE_DIR}")
-    return spawn(_WORKER, env, f"{settings.app_id}-{tag}.log")
+    return spawn([*_PYTHON_C, "from streams.cli import main; main()", "worker"], env,
+                 f"{settings.app_id}-{tag}.log")
 
 
 def stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:

@@ -192,7 +192,8 @@ async def run(levels: list[float], seconds: float, max_rate: float, warmup_s: fl
                            "request_to_decision": percentiles(to_decision),
                            "decision_to_dispatch": percentiles(to_dispatch)})
     return {"max_rate_per_s": round(max_rate), "partitions": partitions,
-            "dispatch_partitions": dispatch_partitions or partitions, "levels": levels_out,
+            "dispatch_partitions": settings.topics.dispatch_partition_count(),
+            "levels": levels_out,
             "hot_path": getattr(settings.worker, "hot_path", "faust"),
             "batch_max": settings.worker.batch_max,
             "batch_within_s": settings.worker.batch_within_s}

@@ -78,7 +78,7 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
     raw_broker = [w.broker_cpu_us_per_record for w in raw]
     out: dict[str, Any] = {
         "requests": n, "partitions": partitions,
-        "dispatch_partitions": dispatch_partitions or partitions,
+        "dispatch_partitions": settings.topics.dispatch_partition_count(),
         "mean_request_bytes": round(wl.mean_bytes),
         "candidates": wl.catalog.n_candidates, "batch_max": batch_max,
         "batch_within_s": batch_within_s, "publish_msg_per_s": round(pub),

@@ -44,6 +44,10 @@ class TopicSettings(BaseModel):
     # id, so any count works and a re-delivered dispatch still lands on the same partition.
     dispatch_partitions: int | None = Field(default=None, ge=1)
     replication_factor: int = 1
+
+    def dispatch_partition_count(self) -> int:
+        """Partitions of each dispatch topic: ``dispatch_partitions``, else ``partitions``."""
+        return self.dispatch_partitions or self.partitions
     # `compression.type` of the decisions topic when the router creates it: the broker stores the
     # audit log compressed whatever the producer sends ("producer" = as sent). See
     # worker.decisions_compression for where the compressing happens.
@@ -112,7 +116,7 @@ class WorkerSettings(BaseModel):
     # separable from the noise in latency (measured, docs/architecture.md).
     checkpoint_interval_ms: int = 0
     dedupe_window_ms: int = 3_600_000  # event-time window of remembered request ids
-    dedupe_max_per_partition: int = 50_000  # ~350 B each in memory
+    dedupe_max_per_partition: int = 50_000  # ~270 B each in memory (RSS)
     estimator_publish_interval_ms: int = 1_000
     store: str = "memory://"  # tables rebuild from their changelogs on start
     # "direct": requests read by a plain aiokafka consumer on the partitions Faust assigned

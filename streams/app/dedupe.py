@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from streams.app.checkpoint import POSITION_KEY, REQUEST_KEY, WATERMARK_KEY
+from streams.app.checkpoint import POSITION_KEY, REQUEST_KEY, WATERMARK_KEY, encode_json
 from streams.app.sink import BatchSink
 
 BATCH_KEY = b"b:"
@@ -163,7 +163,7 @@ class DedupeIndex:
                 seq = self._next_seq[partition]
                 self._next_seq[partition] = seq + 1
                 record = b"%s%d:%d" % (BATCH_KEY, partition, seq)
-                value = orjson.dumps([chunk[0::2], keys])
+                value = encode_json([chunk[0::2], keys])  # kept in the store: right-sized
                 self._store[record] = value
                 sink.add(self._topic, record, value, partition=partition)
                 n += 1

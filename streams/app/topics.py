@@ -100,7 +100,7 @@ def topic_specs(settings: Settings, models: Iterable[str]) -> list[TopicSpec]:
         TopicSpec(lay.carbon_intensity, cp, retention_ms=30 * DAY_MS, role="intensity (key zone)"),
         TopicSpec(lay.policy, cp, compact=True, role="policy changes (key scope)"),
     ]
-    dp = settings.topics.dispatch_partitions or p
+    dp = settings.topics.dispatch_partition_count()
     specs += [
         TopicSpec(name, dp, retention_ms=DAY_MS, role=f"dispatch for {model} (key request id)")
         for model, name in lay.dispatch.items()
