@@ -33,10 +33,22 @@ from streams.core import (
     get_policy,
 )
 
-MODELS = [("m1b", 1.0), ("m3b", 3.0), ("m8b", 8.0), ("m14b", 14.0), ("m27b", 27.0),
-          ("m32b", 32.0), ("m70b", 70.0), ("m120b", 120.0)]
-REGIONS = [("r-se", "SE", 1.1), ("r-de", "DE-LU", 1.2), ("r-us", "US-CAL-CISO", 1.3),
-           ("r-in", "IN-WE", 1.5)]
+MODELS = [
+    ("m1b", 1.0),
+    ("m3b", 3.0),
+    ("m8b", 8.0),
+    ("m14b", 14.0),
+    ("m27b", 27.0),
+    ("m32b", 32.0),
+    ("m70b", 70.0),
+    ("m120b", 120.0),
+]
+REGIONS = [
+    ("r-se", "SE", 1.1),
+    ("r-de", "DE-LU", 1.2),
+    ("r-us", "US-CAL-CISO", 1.3),
+    ("r-in", "IN-WE", 1.5),
+]
 DATASETS = ["gsm8k", "mbpp", "arc"]
 CLIENTS = ["eu", "us", "ap", "sa"]
 
@@ -45,20 +57,34 @@ def build_catalog() -> Catalog:
     rng = np.random.default_rng(0)
     models = []
     for j, (name, params) in enumerate(MODELS):
-        models.append({
-            "name": name, "params_b": params,
-            "energy_per_input_token_j": 0.004 * params ** 0.8,
-            "energy_per_output_token_j": 0.05 * params ** 0.8,
-            "prefill_energy_j": 0.5, "ttft_ms": 40 + 4 * params, "itl_ms": 6 + 0.3 * params,
-            "default_output_tokens": {d: float(150 + 20 * i) for i, d in enumerate(DATASETS)},
-            "correctness_prior": {d: {"mean": min(0.97, 0.45 + 0.07 * j + 0.05 * i),
-                                      "strength": 100.0} for i, d in enumerate(DATASETS)},
-        })
-    regions = [{"name": n, "zone": z, "pue": pue,
-                "rtt_ms": {c: float(rng.uniform(5, 250)) for c in CLIENTS}}
-               for n, z, pue in REGIONS]
-    return Catalog.from_dict({"format": "gar-catalog/1", "version": "bench-1",
-                              "models": models, "regions": regions})
+        models.append(
+            {
+                "name": name,
+                "params_b": params,
+                "energy_per_input_token_j": 0.004 * params**0.8,
+                "energy_per_output_token_j": 0.05 * params**0.8,
+                "prefill_energy_j": 0.5,
+                "ttft_ms": 40 + 4 * params,
+                "itl_ms": 6 + 0.3 * params,
+                "default_output_tokens": {d: float(150 + 20 * i) for i, d in enumerate(DATASETS)},
+                "correctness_prior": {
+                    d: {"mean": min(0.97, 0.45 + 0.07 * j + 0.05 * i), "strength": 100.0}
+                    for i, d in enumerate(DATASETS)
+                },
+            }
+        )
+    regions = [
+        {
+            "name": n,
+            "zone": z,
+            "pue": pue,
+            "rtt_ms": {c: float(rng.uniform(5, 250)) for c in CLIENTS},
+        }
+        for n, z, pue in REGIONS
+    ]
+    return Catalog.from_dict(
+        {"format": "gar-catalog/1", "version": "bench-1", "models": models, "regions": regions}
+    )
 
 
 def build_context(cat: Catalog, policy_cfg: PolicyConfig) -> RoutingContext:
@@ -67,12 +93,25 @@ def build_context(cat: Catalog, policy_cfg: PolicyConfig) -> RoutingContext:
     for i in range(20_000):
         k = int(rng.integers(cat.n_candidates))
         m, r = cat.deployments[k]
-        est.observe(Completion(f"c{i}", "t", m, r, DATASETS[i % 3], 1_000 * i,
-                               float(rng.gamma(4.0, 400.0)), 300, 200,
-                               float(rng.uniform(20, 400)), bool(rng.random() < 0.8)))
+        est.observe(
+            Completion(
+                f"c{i}",
+                "t",
+                m,
+                r,
+                DATASETS[i % 3],
+                1_000 * i,
+                float(rng.gamma(4.0, 400.0)),
+                300,
+                200,
+                float(rng.uniform(20, 400)),
+                bool(rng.random() < 0.8),
+            )
+        )
     view = IntensityView.from_readings(
         IntensityReading(z, float(v), 0, source="bench", source_offset=i)
-        for i, ((_, z, _), v) in enumerate(zip(REGIONS, (40, 380, 250, 700), strict=True)))
+        for i, ((_, z, _), v) in enumerate(zip(REGIONS, (40, 380, 250, 700), strict=True))
+    )
     return RoutingContext.build(cat, policy_cfg, est, view)
 
 
@@ -82,15 +121,27 @@ def make_requests(n: int, seed: int, start_ms: int) -> list[Request]:
     ds = rng.integers(0, 3, n)
     cl = rng.integers(0, 4, n)
     tok = rng.integers(50, 2_000, n)
-    return [Request(f"q{seed}-{i}", f"tenant-{tenants[i]}", DATASETS[ds[i]], int(tok[i]), None,
-                    CLIENTS[cl[i]], start_ms + i) for i in range(n)]
+    return [
+        Request(
+            f"q{seed}-{i}",
+            f"tenant-{tenants[i]}",
+            DATASETS[ds[i]],
+            int(tok[i]),
+            None,
+            CLIENTS[cl[i]],
+            start_ms + i,
+        )
+        for i in range(n)
+    ]
 
 
-def bench(policy: str, batches: int, batch_size: int, one_at_a_time: int,
-          repeats: int) -> dict[str, Any]:
+def bench(
+    policy: str, batches: int, batch_size: int, one_at_a_time: int, repeats: int
+) -> dict[str, Any]:
     cat = build_catalog()
-    cfg = PolicyConfig.preset("balanced", default_budget_g=2.0, latency_slo_ms=8_000.0,
-                              intensity_max_age_ms=10**12)
+    cfg = PolicyConfig.preset(
+        "balanced", default_budget_g=2.0, latency_slo_ms=8_000.0, intensity_max_age_ms=10**12
+    )
     ctx = build_context(cat, cfg)
     pol = get_policy(policy)
     reqs = [make_requests(batch_size, s, s * batch_size) for s in range(batches)]
@@ -129,12 +180,16 @@ def bench(policy: str, batches: int, batch_size: int, one_at_a_time: int,
             states.update(new)
         t_one = min(t_one, time.perf_counter() - t0)
     return {
-        "policy": policy, "candidates": cat.n_candidates, "batch_size": batch_size,
+        "policy": policy,
+        "candidates": cat.n_candidates,
+        "batch_size": batch_size,
         "batch_decisions_per_s": round(batches * batch_size / t_batch),
         "one_at_a_time_decisions_per_s": round(one_at_a_time / t_one),
         "to_record_per_s": round(n_rec / t_rec),
-        "python": platform.python_version(), "machine": platform.machine(),
-        "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -147,16 +202,20 @@ def main() -> None:
     ap.add_argument("--policy", action="append")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    rows = [bench(p, args.batches, args.batch_size, args.one_at_a_time, args.repeats)
-            for p in (args.policy or ["gar-pd"])]
+    rows = [
+        bench(p, args.batches, args.batch_size, args.one_at_a_time, args.repeats)
+        for p in (args.policy or ["gar-pd"])
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     print(f"# {rows[0]['cpus']} CPUs, 1-min load average {rows[0]['load_avg_1m']} at the end")
     print(f"{'policy':<24}{'K':>4}{'batch/s':>12}{'one-at-a-time/s':>18}{'to_record/s':>14}")
     for r in rows:
-        print(f"{r['policy']:<24}{r['candidates']:>4}{r['batch_decisions_per_s']:>12,}"
-              f"{r['one_at_a_time_decisions_per_s']:>18,}{r['to_record_per_s']:>14,}")
+        print(
+            f"{r['policy']:<24}{r['candidates']:>4}{r['batch_decisions_per_s']:>12,}"
+            f"{r['one_at_a_time_decisions_per_s']:>18,}{r['to_record_per_s']:>14,}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from edges.realdata import correctness, real_catalog
+from support.realdata import correctness, real_catalog
 
 from streams.config import Settings, TopicSettings
 from streams.core.inputs import Request
@@ -62,6 +62,8 @@ def loop(
     return run
 
 
+# Long on purpose: one measurement protocol (set-up, timed passes, checks, result row) read
+# top to bottom, as the recorded results describe it.
 def bench_parse(reqs: list[Request]) -> None:
     ctx = IngressContext.from_catalog(real_catalog())
     plain = [encode(request_record(replace(r, allow_models=None))) for r in reqs]
@@ -148,8 +150,8 @@ def bench_parse(reqs: list[Request]) -> None:
 
 
 def bench_produce(reqs: list[Request]) -> None:
-    from streams.app.admin import ensure_topics
-    from streams.app.topics import TopicSpec
+    from streams.kafka.admin import ensure_topics
+    from streams.kafka.topics import TopicSpec
     from streams.tools.produce import produce_requests
 
     settings = Settings(topics=TopicSettings(prefix=f"bench.{uuid.uuid4().hex[:8]}."))

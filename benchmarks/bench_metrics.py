@@ -1,7 +1,7 @@
 """Metrics writer benchmark (not a test): hot-path cost, throughput to the real store, and
 what is dropped while the store is down.
 
-    .venv/bin/python benchmarks/bench_metrics.py [--url http://127.0.0.1:18428]
+    .venv/bin/python benchmarks/bench_metrics.py [--url http://127.0.0.1:18086]
 
 1. hot path: ``record_decision_batch`` on 1000-decision batches made by the core (what the
    router calls per batch), time per batch and per decision, with the writer thread idle;
@@ -21,11 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from ops.decision_run import make_run
+from support.decision_run import make_run
 
 from streams.config import InfluxSettings
 from streams.metrics import InfluxSink, Metrics, MetricsWriter
-from streams.metrics.records import LargestBaseline, record_decision_batch, record_decisions
+from streams.metrics.decision_metrics import (
+    LargestBaseline,
+    record_decision_batch,
+    record_decisions,
+)
 
 
 class NullSink:

@@ -28,12 +28,18 @@ import router_e2e
 FLOOR_FILE = Path(__file__).resolve().parent / "floor.json"
 
 
+# Long on purpose: the gate's steps (end-to-end run, in-process run, each check) in the order
+# the docstring lists them.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=40_000)
-    ap.add_argument("--record", action="store_true", help="append the run to RESULTS.md")
-    ap.add_argument("--floor", type=float, default=None,
-                    help="override the recorded ratio floor (e.g. to see the failure path)")
+    ap.add_argument("--record", action="store_true", help="append the run to results.jsonl")
+    ap.add_argument(
+        "--floor",
+        type=float,
+        default=None,
+        help="override the recorded ratio floor (e.g. to see the failure path)",
+    )
     args = ap.parse_args()
     floor = json.loads(FLOOR_FILE.read_text())
     if args.floor is not None:
@@ -46,37 +52,65 @@ def main() -> None:
     # ratio on shared cores, so its ceiling can sit close to the measured cost.
     ceiling = floor.get("inprocess_us_per_request_ceiling")
     if ceiling is not None:
-        out = subprocess.run([sys.executable, str(Path(__file__).with_name("route_inprocess.py")),
-                              "--requests", "20000", "--repeat", "3"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("route_inprocess.py")),
+                "--requests",
+                "20000",
+                "--repeat",
+                "3",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         inproc = json.loads(out.strip().splitlines()[-1])
         res["inprocess"] = inproc
         if inproc["us_per_request"] > ceiling:
-            failures.append(f"in-process routing {inproc['us_per_request']} µs/request > "
-                            f"ceiling {ceiling}")
+            failures.append(
+                f"in-process routing {inproc['us_per_request']} µs/request > ceiling {ceiling}"
+            )
     if one["ratio_to_raw"] < floor["router_to_raw_ratio_floor"]:
-        failures.append(f"router/raw ratio {one['ratio_to_raw']:.4f} < floor "
-                        f"{floor['router_to_raw_ratio_floor']}")
+        failures.append(
+            f"router/raw ratio {one['ratio_to_raw']:.4f} < floor "
+            f"{floor['router_to_raw_ratio_floor']}"
+        )
     if one["cpu_us_per_decision"] > floor["cpu_us_per_decision_ceiling"]:
-        failures.append(f"worker CPU {one['cpu_us_per_decision']} µs/decision > ceiling "
-                        f"{floor['cpu_us_per_decision_ceiling']}")
+        failures.append(
+            f"worker CPU {one['cpu_us_per_decision']} µs/decision > ceiling "
+            f"{floor['cpu_us_per_decision_ceiling']}"
+        )
     res["floor"] = floor
     res["passed"] = not failures
     if args.record:
-        bl.record("regression check", facts, res, router_e2e.body(res)
-                  + f"\nFloor {floor['router_to_raw_ratio_floor']}, CPU ceiling "
-                  f"{floor['cpu_us_per_decision_ceiling']} µs: "
-                  f"{'passed' if not failures else 'FAILED: ' + '; '.join(failures)}\n")
+        bl.record(
+            "regression check",
+            facts,
+            res,
+            router_e2e.body(res) + f"\nFloor {floor['router_to_raw_ratio_floor']}, CPU ceiling "
+            f"{floor['cpu_us_per_decision_ceiling']} µs: "
+            f"{'passed' if not failures else 'FAILED: ' + '; '.join(failures)}\n",
+        )
     else:
         print(json.dumps({"bench": "regression check", "machine": facts, **res}))
     if failures:
-        print("\n" + "!" * 72 + "\nBENCH REGRESSION: " + "; ".join(failures)
-              + f"\n(floors in {FLOOR_FILE}; load average at start "
-              f"{facts['load_avg_start']})\n" + "!" * 72, file=sys.stderr)
+        print(
+            "\n"
+            + "!" * 72
+            + "\nBENCH REGRESSION: "
+            + "; ".join(failures)
+            + f"\n(floors in {FLOOR_FILE}; load average at start "
+            f"{facts['load_avg_start']})\n" + "!" * 72,
+            file=sys.stderr,
+        )
         sys.exit(1)
-    print(f"bench regression check passed: ratio {one['ratio_to_raw']:.4f} >= "
-          f"{floor['router_to_raw_ratio_floor']}, {one['cpu_us_per_decision']} µs/decision <= "
-          f"{floor['cpu_us_per_decision_ceiling']}", file=sys.stderr)
+    print(
+        f"bench regression check passed: ratio {one['ratio_to_raw']:.4f} >= "
+        f"{floor['router_to_raw_ratio_floor']}, {one['cpu_us_per_decision']} µs/decision <= "
+        f"{floor['cpu_us_per_decision_ceiling']}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

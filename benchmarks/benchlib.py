@@ -1,119 +1,60 @@
 """Shared plumbing of the control-plane benchmarks (not itself a benchmark).
 
-Machine facts, results recording (``RESULTS.md`` + ``results.jsonl``), per-run topic layout on
-the shared broker (unique prefix and app ids), a bench workload of real trace requests, worker
-and pass-through subprocesses, and an end-offset watcher that turns "records on a topic over
-time" into a sustained rate plus CPU seconds of the processes doing the work.
+Per-run settings and topic layout on the shared broker (unique prefix and app ids), which code
+the workers run, worker and pass-through subprocesses, and an end-offset watcher that turns
+"records on a topic over time" into a sustained rate plus CPU seconds of the processes doing
+the work. The results log (``results_log``) and the bench workload of real trace requests
+(``workload``) are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import platform
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
-from aiokafka.partitioner import DefaultPartitioner
+from results_log import command_line as command_line
+from results_log import last_result as last_result
+from results_log import machine_facts as machine_facts
+from results_log import record as record
+from workload import Workload as Workload
+from workload import balanced_tenants as balanced_tenants
+from workload import build_workload as build_workload
+from workload import publish_policy as publish_policy
+from workload import publish_policy_and_carbon as publish_policy_and_carbon
+from workload import publish_requests as publish_requests
 
-from streams.app.admin import ensure_topics
-from streams.app.catalog import load_catalog
-from streams.app.kafka import client_kwargs
-from streams.app.topics import TopicLayout, TopicSpec, topic_specs
 from streams.config import Settings
 from streams.core.catalog import Catalog
-from streams.core.inputs import Request
+from streams.kafka.admin import ensure_topics
+from streams.kafka.clients import client_kwargs
+from streams.kafka.topics import TopicLayout, TopicSpec, topic_specs
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
-RESULTS_JSONL = BENCH_DIR / "results.jsonl"
 LOG_DIR = REPO / "var" / "bench"
 RAW_OUT = "raw-out"  # the pass-through's output topic (base name, gets the run prefix)
 LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
 
 
-# ---------------------------------------------------------------- machine facts and recording
-
-
-def machine_facts() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load1, load5, load15 = os.getloadavg()
-    return {
-        "cpu": cpu,
-        "cores": psutil.cpu_count(logical=True),
-        "mem_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "load_avg_start": [round(load1, 2), round(load5, 2), round(load15, 2)],
-        "python": platform.python_version(),
-        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-
-def command_line() -> str:
-    script = Path(sys.argv[0]).resolve()
-    name = script.relative_to(REPO).as_posix() if script.is_relative_to(REPO) else sys.argv[0]
-    argv = [name, *sys.argv[1:]]
-    return ".venv/bin/python " + " ".join(argv)
-
-
-def record(name: str, facts: dict[str, Any], result: dict[str, Any], body_md: str) -> None:
-    """Print the JSON result line and append a dated section to RESULTS.md (+ results.jsonl)."""
-    line = {"bench": name, "command": command_line(), "machine": facts, **result}
-    print(json.dumps(line, sort_keys=False))
-    with RESULTS_JSONL.open("a") as f:
-        f.write(json.dumps(line) + "\n")
-    la = facts["load_avg_start"]
-    head = (f"\n## {name} — {facts['date_utc']} UTC\n\n"
-            f"`{line['command']}`\n\n"
-            f"Machine: {facts['cpu']}, {facts['cores']} cores, {facts['mem_gb']} GB, "
-            f"load average at start {la[0]} / {la[1]} / {la[2]} (1/5/15 min), "
-            f"Python {facts['python']}; broker and metrics store shared with the team."
-            + (f" Code: {facts['code']}." if facts.get("code") else "") + "\n\n")
-    if not RESULTS_MD.exists():
-        RESULTS_MD.write_text("# Benchmark results\n\nAppended by the scripts in `benchmarks/` "
-                              "(newest last). Ratios are to the raw pass-through measured in "
-                              "the same run.\n")
-    with RESULTS_MD.open("a") as f:
-        f.write(head + body_md.rstrip() + "\n")
-
-
-def last_result(name: str, **match: Any) -> dict[str, Any] | None:
-    """The newest recorded result of bench ``name`` whose top-level fields equal ``match``."""
-    if not RESULTS_JSONL.exists():
-        return None
-    found = None
-    for line in RESULTS_JSONL.read_text().splitlines():
-        with contextlib.suppress(ValueError):
-            row = json.loads(line)
-            if row.get("bench") == name and all(row.get(k) == v for k, v in match.items()):
-                found = row
-    return found
-
-
 # ---------------------------------------------------------------- settings and topics
 
 
-def run_settings(partitions: int, run: str | None = None, dispatch_partitions: int | None = None,
-                 **worker: Any) -> Settings:
+def run_settings(
+    partitions: int, run: str | None = None, dispatch_partitions: int | None = None, **worker: Any
+) -> Settings:
     """Settings of one bench run: own topic prefix, own app id, short group timeouts."""
     run = run or uuid.uuid4().hex[:6]
     base = Settings()
@@ -139,31 +80,39 @@ CODE_DIR: Path | None = None  # set by use_code(): workers import ``streams`` fr
 
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def use_code(ref: str | None) -> str:
-    """Run workers on ``streams/`` as committed at ``ref`` (a snapshot under var/bench, put
-    first on PYTHONPATH), on a directory holding a ``streams/`` tree, or, with None, on the
+    """Run workers on ``streams/`` (and ``schemas/``) as committed at ``ref`` (a snapshot under
+    var/bench, put first on PYTHONPATH), on a directory holding ``streams/`` and ``schemas/``
+    trees, or, with None, on the
     working tree. Returns a label for the results:
     others edit ``streams/`` while benchmarks run, so every result says what it measured."""
     global CODE_DIR
     if ref is not None and (Path(ref) / "streams").is_dir():
         CODE_DIR = Path(ref).resolve()  # a prepared tree (e.g. a patched snapshot to compare)
-        return f"tree {CODE_DIR}"
+        return f"tree {CODE_DIR.name}"
     if ref is None:
         CODE_DIR = None
         dirty = git("status", "--porcelain", "--", "streams").splitlines()
         sha = git("rev-parse", "--short", "HEAD")
-        return f"working tree at {sha}" + (f" + {len(dirty)} uncommitted streams/ files"
-                                           if dirty else "")
+        return f"working tree at {sha}" + (
+            f" + {len(dirty)} uncommitted streams/ files" if dirty else ""
+        )
     sha = git("rev-parse", "--short", ref)
     dest = LOG_DIR / f"code-{sha}"
-    if not (dest / "streams").exists():
+    if not (dest / "streams").exists() or not (dest / "schemas").exists():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", sha, "streams"], cwd=REPO,
-                                 capture_output=True, check=True).stdout
+        # The worker reads the JSON Schemas at start (the parsers' fields), next to streams/.
+        archive = subprocess.run(
+            ["git", "archive", sha, "streams", "schemas"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     CODE_DIR = dest
     return f"commit {sha} ({ref})"
@@ -173,19 +122,26 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     if CODE_DIR is not None:
         env["PYTHONPATH"] = str(CODE_DIR)
-        env["GAR_DATA__SHARED_DATA_DIR"] = str(settings.data.shared_data_dir)
+        env["GAR_DATA__DIR"] = str(settings.data.dir)
     w = settings.worker
-    env.update({
-        "GAR_APP_ID": settings.app_id,
-        "GAR_TOPICS__PREFIX": settings.topics.prefix,
-        "GAR_TOPICS__PARTITIONS": str(settings.topics.partitions),
-        "GAR_TOPICS__DISPATCH_PARTITIONS": str(settings.topics.dispatch_partition_count()),
-        "GAR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "GAR_KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
-        "GAR_WORKER__BATCH_MAX": str(w.batch_max),
-        "GAR_WORKER__BATCH_WITHIN_S": str(w.batch_within_s),
-        "GAR_INFLUX__ENABLED": "true" if settings.influx.enabled else "false",
-    })
+    env.update(
+        {
+            "GAR_APP_ID": settings.app_id,
+            "GAR_TOPICS__PREFIX": settings.topics.prefix,
+            "GAR_TOPICS__PARTITIONS": str(settings.topics.partitions),
+            "GAR_TOPICS__DISPATCH_PARTITIONS": str(settings.topics.dispatch_partition_count()),
+            "GAR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "GAR_KAFKA__SESSION_TIMEOUT_MS": str(settings.kafka.session_timeout_ms),
+            "GAR_WORKER__BATCH_MAX": str(w.batch_max),
+            "GAR_WORKER__BATCH_WITHIN_S": str(w.batch_within_s),
+            "GAR_INFLUX__ENABLED": "true" if settings.influx.enabled else "false",
+            "GAR_INFLUX__URL": settings.influx.url,
+        }
+    )
+    mac = settings.decision_mac
+    if mac.key is not None:  # workers sign their decisions as a deployment would
+        env["GAR_DECISION_MAC__KEY"] = mac.key.get_secret_value()
+        env["GAR_DECISION_MAC__KEY_ID"] = mac.key_id
     if w.catalog_path is not None:
         env["GAR_WORKER__CATALOG_PATH"] = str(w.catalog_path)
     return env
@@ -196,10 +152,19 @@ def bench_specs(settings: Settings, catalog: Catalog) -> list[TopicSpec]:
     measured on one clock) plus the pass-through's output topic."""
     lay = TopicLayout.from_settings(settings, catalog.model_names)
     stamped = {lay.requests, lay.decisions, *lay.dispatch.values()}
-    specs = [replace(s, config={**s.config, **LOG_APPEND}) if s.name in stamped else s
-             for s in topic_specs(settings, catalog.model_names)]
-    specs.append(TopicSpec(settings.topics.name(RAW_OUT), settings.topics.partitions,
-                           retention_ms=86_400_000, role="raw pass-through", config=LOG_APPEND))
+    specs = [
+        replace(s, config={**s.config, **LOG_APPEND}) if s.name in stamped else s
+        for s in topic_specs(settings, catalog.model_names)
+    ]
+    specs.append(
+        TopicSpec(
+            settings.topics.name(RAW_OUT),
+            settings.topics.partitions,
+            retention_ms=86_400_000,
+            role="raw pass-through",
+            config=LOG_APPEND,
+        )
+    )
     return specs
 
 
@@ -209,13 +174,16 @@ async def create_topics(settings: Settings, catalog: Catalog) -> None:
 
 async def delete_run_topics(settings: Settings) -> None:
     """Remove every topic of this run (prefix) and of its app ids' changelogs. (Not
-    ``streams.app.admin.delete_prefixed_topics``: this module also runs against ``--code``
+    ``streams.kafka.admin.delete_prefixed_topics``: this module also runs against ``--code``
     snapshots of trees older than it.)"""
     admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
     await admin.start()
     try:
-        names = [t for t in await admin.list_topics()
-                 if t.startswith((settings.topics.prefix, settings.app_id))]
+        names = [
+            t
+            for t in await admin.list_topics()
+            if t.startswith((settings.topics.prefix, settings.app_id))
+        ]
         if names:
             await admin.delete_topics(names)
     finally:
@@ -239,101 +207,6 @@ async def group_members(settings: Settings, group: str) -> tuple[str, int]:
     return "Unknown", 0
 
 
-# ---------------------------------------------------------------- workload
-
-
-def balanced_tenants(n: int, partitions: int) -> list[str]:
-    """``n`` tenant names spread evenly over ``partitions`` by Kafka's key partitioner, so
-    per-partition load (and two-worker scaling) is not an artefact of key hashing."""
-    part = DefaultPartitioner()
-    ids = list(range(partitions))
-    per: dict[int, list[str]] = {p: [] for p in ids}
-    i = 0
-    want = -(-n // partitions)
-    while sum(len(v) for v in per.values()) < n:
-        name = f"bt-{i:05d}"
-        i += 1
-        p = part(name.encode(), ids, ids)
-        if len(per[p]) < want:
-            per[p].append(name)
-    out = [t for k in range(want) for p in ids for t in per[p][k:k + 1]]
-    return out[:n]
-
-
-@dataclass
-class Workload:
-    settings: Settings
-    catalog: Catalog
-    requests: list[Request]
-    values: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
-
-    @property
-    def mean_bytes(self) -> float:
-        return sum(len(v) for _, v in self.values) / max(len(self.values), 1)
-
-
-def build_workload(settings: Settings, n: int, tenants: int = 100,
-                   run_id: str | None = None) -> Workload:
-    """``n`` real trace requests (the eval trace builder: real questions, diurnal arrivals,
-    allow-lists) re-assigned round-robin to ``tenants`` partition-balanced tenants."""
-    from streams.schema.records import encode, request_record
-    from streams.tools.produce import trace_requests
-
-    catalog = load_catalog(settings)
-    names = balanced_tenants(tenants, settings.topics.partitions)
-    reqs = trace_requests(settings, catalog, n, run_id=run_id or uuid.uuid4().hex[:6], days=1.0)
-    reqs = [replace(r, tenant=names[i % len(names)]) for i, r in enumerate(reqs)]
-    values = [(r.tenant.encode(), encode(request_record(r))) for r in reqs]
-    return Workload(settings, catalog, reqs, values)
-
-
-async def publish_policy_and_carbon(settings: Settings, wl: Workload) -> None:
-    """The eval scenario's policy (as ``gar demo`` publishes it; its total budget spread over
-    the bench tenants) and the real hourly carbon intensity for the trace's period."""
-    from streams.app.demo import HOUR_MS, demo_policy
-    from streams.tools.carbon_feed import carbon_dir, feed_carbon, merged_events
-    from streams.tools.kafka_io import producer
-
-    policy = demo_policy(settings, len(wl.requests), days=1.0)
-    cfg = policy["config"]
-    n_tenants = len({r.tenant for r in wl.requests})
-    cfg["default_budget_g"] = sum(cfg["budgets_g"].values()) / max(n_tenants, 1)
-    cfg["budgets_g"] = {}
-    prod = producer(settings)
-    await prod.start()
-    try:
-        await prod.send_and_wait(settings.topics.name(settings.topics.policy),
-                                 orjson.dumps(policy), key=b"global")
-    finally:
-        await prod.stop()
-    start_ms = min(r.ts_ms for r in wl.requests) // HOUR_MS * HOUR_MS - 2 * HOUR_MS
-    hours = (max(r.ts_ms for r in wl.requests) - start_ms) // HOUR_MS + 2
-    zones = sorted({r.zone for r in wl.catalog.regions})
-    await feed_carbon(settings, merged_events(carbon_dir(settings), zones, start_ms=start_ms,
-                                              end_ms=start_ms + hours * HOUR_MS))
-
-
-async def publish_requests(settings: Settings, values: Sequence[tuple[bytes, bytes]]) -> float:
-    """Publish as fast as the producer goes (pre-load); returns msg/s."""
-    from streams.tools.kafka_io import producer
-
-    topic = settings.topics.name(settings.topics.requests)
-    prod = producer(settings, linger_ms=5, max_batch_size=512 * 1024)
-    await prod.start()
-    t0 = time.perf_counter()
-    try:
-        pending = []
-        for key, value in values:
-            pending.append(await prod.send(topic, value, key=key))
-            if len(pending) >= 5_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await prod.stop()
-    return len(values) / (time.perf_counter() - t0)
-
-
 # ---------------------------------------------------------------- processes and watching
 
 
@@ -345,8 +218,7 @@ def spawn(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Pop
 
 # ``-P``: no current directory on sys.path. Without it, ``python -c`` run from the repository
 # imports the working tree's ``streams`` ahead of PYTHONPATH, and a ``--code`` snapshot is
-# silently not what runs (every ``--code`` A/B pair before the sixth session compared the
-# working tree with itself).
+# silently not what runs (a pair of two commits would compare the working tree with itself).
 _PYTHON_C = [sys.executable, "-P", "-c"]
 
 
@@ -355,12 +227,29 @@ def spawn_worker(settings: Settings, tag: str) -> subprocess.Popen[bytes]:
     (checked: the snapshot's ``streams`` is the one a worker imports)."""
     env = worker_env(settings)
     if CODE_DIR is not None:
-        probe = subprocess.run([*_PYTHON_C, "import streams; print(streams.__file__)"],
-                               env=env, capture_output=True, text=True, check=True).stdout
+        probe = subprocess.run(
+            [*_PYTHON_C, "import streams; print(streams.__file__)"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         if not Path(probe.strip()).resolve().is_relative_to(CODE_DIR.resolve()):
             raise RuntimeError(f"worker would import {probe.strip()}, not the snapshot {CODE_DIR}")
-    return spawn([*_PYTHON_C, "from streams.cli import main; main()", "worker"], env,
-                 f"{settings.app_id}-{tag}.log")
+    return spawn(
+        [*_PYTHON_C, "from streams.cli import main; main()", "worker"],
+        env,
+        f"{settings.app_id}-{tag}.log",
+    )
+
+
+def check_alive(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """Raise at once when a process it spawned has exited (a worker that dies at start would
+    otherwise leave a run waiting for its whole timeout)."""
+    for p in procs:
+        code = p.poll()
+        if code is not None:
+            raise RuntimeError(f"process {p.args!r} exited with {code}; see {LOG_DIR}")
 
 
 def stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
@@ -410,7 +299,7 @@ class Window:
 def broker_process(settings: Settings) -> psutil.Process | None:
     """The dev broker (``scripts/dev.sh``) by its pid file, if it runs here: on this box it
     shares the cores with the router, so its CPU per record is part of the cost."""
-    from streams.devenv.kafka import KafkaBroker
+    from streams.devenv.broker import KafkaBroker
 
     pid = KafkaBroker(settings.dev).process.pid()  # None unless it is our running broker
     try:
@@ -427,6 +316,13 @@ def cpu_s(procs: Sequence[psutil.Process]) -> float:
             t = p.cpu_times()
             total += t.user + t.system
     return total
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _rss_mb(procs: Sequence[psutil.Process]) -> float:
@@ -457,8 +353,11 @@ async def watch(
     procs = [psutil.Process(p) for p in pids]
     broker = broker_process(settings)
     try:
-        tps = [TopicPartition(t, p) for t in topics
-               for p in (consumer.partitions_for_topic(t) or await partitions_of(consumer, t))]
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (consumer.partitions_for_topic(t) or await partitions_of(consumer, t))
+        ]
         base = await end_offsets(consumer, tps)
         start: tuple[float, int, float, float] | None = None
         is_ready = ready is None
@@ -470,6 +369,9 @@ async def watch(
             now, cpu = time.monotonic(), cpu_s(procs)
             broker_cpu = cpu_s([broker]) if broker is not None else 0.0
             rss = max(rss, _rss_mb(procs))
+            for p in procs:  # a dead worker ends the wait at once, not after the timeout
+                if not _alive(p):
+                    raise RuntimeError(f"process {p.pid} exited before {topics} were done")
             if not is_ready and now >= next_ready_check:
                 is_ready = bool(await ready())
                 next_ready_check = now + 0.5
@@ -478,12 +380,50 @@ async def watch(
             if start is not None and n >= hi * target:
                 if n == start[1]:
                     raise RuntimeError("window too short: raise the request count")
-                return Window(n - start[1], now - start[0], cpu - start[2], rss,
-                              None if broker is None else broker_cpu - start[3])
+                return Window(
+                    n - start[1],
+                    now - start[0],
+                    cpu - start[2],
+                    rss,
+                    None if broker is None else broker_cpu - start[3],
+                )
             if n >= target and start is None:
                 raise RuntimeError("all records done before the window opened (not ready?)")
             await asyncio.sleep(interval_s)
         raise TimeoutError(f"{topics}: fewer than {hi * target:.0f} records in {timeout_s}s")
+    finally:
+        await consumer.stop()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    parts = consumer.partitions_for_topic(topic) or await partitions_of(consumer, topic)
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
+async def scan_topics(
+    settings: Settings, topics: Sequence[str], each: Callable[[list[Any]], None]
+) -> dict[TopicPartition, int]:
+    """Feed every record of ``topics`` (from the beginning to their current ends) to ``each``
+    in fetched batches, without holding them; returns each partition's end offset."""
+    consumer = AIOKafkaConsumer(
+        **client_kwargs(settings.kafka),
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 2**20,
+    )
+    await consumer.start()
+    try:
+        tps = [tp for t in topics for tp in await topic_partitions(consumer, t)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        todo = {tp for tp in tps if ends[tp] > 0}
+        while todo:
+            for tp, msgs in (await consumer.getmany(timeout_ms=500, max_records=20_000)).items():
+                each(msgs)
+                if msgs and msgs[-1].offset + 1 >= ends[tp]:
+                    todo.discard(tp)
+        return {tp: int(ends[tp]) for tp in tps}
     finally:
         await consumer.stop()
 
@@ -502,4 +442,5 @@ def stable_group(settings: Settings, group: str, members: int) -> Any:
     async def ready() -> bool:
         state, n = await group_members(settings, group)
         return state == "Stable" and n == members
+
     return ready

@@ -6,8 +6,8 @@ Prints µs per request (best of ``--repeat``) and a digest of every decision rec
 trees can be compared for speed and identical output:
 
     .venv/bin/python benchmarks/core_overrides.py
-    cd /tmp && PYTHONPATH=<tree with streams/> GAR_DATA__SHARED_DATA_DIR=/work/shared/data \
-        /work/main/.venv/bin/python /work/main/benchmarks/core_overrides.py
+    cd <elsewhere> && PYTHONPATH=<tree with streams/> GAR_DATA__DIR=<data dir> \
+        <repo>/.venv/bin/python <repo>/benchmarks/core_overrides.py
 
 (``benchlib.use_code`` snapshots a commit under var/bench/code-<sha>/.)
 """
@@ -44,20 +44,29 @@ def main() -> None:
         ctx = RoutingContext.build(cat, PolicyConfig())
         states: dict[str, TenantState] = {}
         for k in range(0, len(reqs), 1_000):
-            ok = [r for r in reqs[k:k + 1_000] if ctx.validate(r) is None]
+            ok = [r for r in reqs[k : k + 1_000] if ctx.validate(r) is None]
             new, decisions = pol.decide_batch(ctx, states, ok)
             states.update(new)
             if keep:  # untimed pass: the records' digest
-                records.extend(orjson.dumps(d.to_record(), option=orjson.OPT_SORT_KEYS)
-                               for d in decisions)
+                records.extend(
+                    orjson.dumps(d.to_record(), option=orjson.OPT_SORT_KEYS) for d in decisions
+                )
 
     best = min(timeit.repeat(run, number=1, repeat=args.repeat))
     run(keep=True)
     digest = hashlib.sha256(b"".join(records)).hexdigest()[:16]
-    print(json.dumps({"context_module": context_module.__file__, "requests": len(reqs),
-                      "with_overrides": sum(r.has_overrides for r in reqs),
-                      "decisions": len(records), "records_sha256_16": digest,
-                      "us_per_request": round(1e6 * best / len(reqs), 1)}))
+    print(
+        json.dumps(
+            {
+                "context_module": context_module.__file__,
+                "requests": len(reqs),
+                "with_overrides": sum(r.has_overrides for r in reqs),
+                "decisions": len(records),
+                "records_sha256_16": digest,
+                "us_per_request": round(1e6 * best / len(reqs), 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@ does for a batch of raw request bytes (``Router.route_batch``, the tenant + dedu
 the sinks filled as for the broker, the decision metrics encoded as line protocol).
 
 Prints µs per request (best of ``--repeat``) and a digest of every decision and dispatch record
-(bytes, in output order), under the
-end-to-end benchmarks' policy,, so two code trees can be compared for speed and identical output:
+(bytes, in output order) under the end-to-end benchmarks' policy, so two code trees can be
+compared for speed and identical output (the digest is the "decision records byte-identical"
+check of a refactoring):
 
     .venv/bin/python benchmarks/route_inprocess.py
-    cd /tmp && PYTHONPATH=<tree with streams/> /work/main/.venv/bin/python \\
-        /work/main/benchmarks/route_inprocess.py
+    cd <elsewhere> && PYTHONPATH=<tree with streams/> <repo>/.venv/bin/python \\
+        <repo>/benchmarks/route_inprocess.py
 
 (``benchlib.use_code`` snapshots a commit under var/bench/code-<sha>/.)
 """
@@ -31,13 +32,13 @@ import streams.app.router as router_module
 from streams.app.dedupe import DedupeIndex
 from streams.app.router import RawMessage, Router, tenant_map
 from streams.app.sink import BatchSink
-from streams.app.topics import TopicLayout
 from streams.core import PolicyConfig, RoutingContext, get_policy
+from streams.kafka.topics import TopicLayout
 from streams.metrics import Metrics, MetricsWriter
-from streams.metrics.records import record_decisions
+from streams.metrics.decision_metrics import record_decisions
 
 try:
-    from streams.metrics.records import DecisionMetrics
+    from streams.metrics.decision_metrics import DecisionMetrics
 except ImportError:  # older trees
     DecisionMetrics = None  # type: ignore[assignment,misc]
 
@@ -65,12 +66,14 @@ class _Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
         self.ends: dict[tuple[str, int], int] = {}
+        self.logs: dict[tuple[str, int], list[bytes]] = {}  # each partition's values in order
 
     def create_batch(self) -> _Batch:
         return _Batch()
 
     async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> Any:
         self.sent.extend((topic, v) for _, v, _ in batch.records)
+        self.logs.setdefault((topic, partition), []).extend(v for _, v, _ in batch.records)
         base = self.ends.get((topic, partition), 0)
         self.ends[(topic, partition)] = base + len(batch.records)
         fut: asyncio.Future[_Meta] = asyncio.get_running_loop().create_future()
@@ -89,10 +92,24 @@ class _Discard:
         pass
 
 
+def with_flood(values: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``values`` with one of the poison-flood test's hostile messages after each (keyed like
+    the request before it)."""
+    sys.path.insert(0, str(bl.REPO / "tests"))
+    from support.poison_families import flood
+
+    bad = flood(len(values), per_family=200)
+    return [
+        kv
+        for (key, value), (_, raw) in zip(values, bad, strict=True)
+        for kv in ((key, value), (key, raw))
+    ]
+
+
 def bench_policy(wl: bl.Workload) -> PolicyConfig:
     """The policy the end-to-end benchmarks publish (``benchlib.publish_policy_and_carbon``):
     the eval scenario's, its budget spread over the bench tenants."""
-    from streams.app.demo import demo_policy
+    from streams.orchestration.demo import demo_policy
 
     cfg = dict(demo_policy(wl.settings, len(wl.requests), days=1.0)["config"])
     cfg["default_budget_g"] = sum(cfg["budgets_g"].values()) / len({r.tenant for r in wl.requests})
@@ -100,19 +117,46 @@ def bench_policy(wl: bl.Workload) -> PolicyConfig:
     return PolicyConfig.from_dict(cfg)
 
 
-async def route_all(msgs: list[RawMessage], wl: bl.Workload, batch: int,
-                    prod: _Producer, config: PolicyConfig) -> Router:
+def _signed() -> dict[str, Any]:
+    """The worker's MAC signer with a fixed key (older trees: none)."""
+    try:
+        from streams.schema.decision_mac import DecisionSigner
+    except ImportError:
+        return {}
+    return {"signer": DecisionSigner("k1", b"route-inprocess-bench-key")}
+
+
+def _context_digest(ctx: RoutingContext) -> tuple[str, ...]:
+    """The digest decisions.v2 records reference (older trees: no argument)."""
+    try:
+        from streams.core.context_inputs import ContextInputs
+        from streams.schema.contexts import catalog_digest, context_bytes
+    except ImportError:
+        return ()
+    return (context_bytes(ContextInputs.of(ctx, "gar-pd", -1), catalog_digest(ctx.catalog))[0],)
+
+
+async def route_all(
+    msgs: list[RawMessage], wl: bl.Workload, batch: int, prod: _Producer, config: PolicyConfig
+) -> Router:
     cat = wl.catalog
     layout = TopicLayout.from_settings(wl.settings, cat.model_names)
-    router = Router(cat, layout, get_policy("gar-pd"), tenant_map({}, "tcl"),
-                    DedupeIndex({}, "dcl", 24 * 3_600_000, 100_000))
+    router = Router(
+        cat,
+        layout,
+        get_policy("gar-pd"),
+        tenant_map({}, "tcl"),
+        DedupeIndex({}, "dcl", 24 * 3_600_000, 100_000),
+        **_signed(),
+    )
     ctx = RoutingContext.build(cat, config)
+    digest = _context_digest(ctx)
     metrics = Metrics(MetricsWriter(_Discard(), start=False, buffer_max_points=10**9))
     decision_metrics = None if DecisionMetrics is None else DecisionMetrics(metrics, 1.0)
     for k in range(0, len(msgs), batch):
-        part = msgs[k:k + batch]
+        part = msgs[k : k + batch]
         first, second, third = BatchSink(prod), BatchSink(prod), BatchSink(prod)
-        stats = router.route_batch(ctx, part, first, second)
+        stats = router.route_batch(ctx, part, first, second, *digest)
         await first.flush()
         router.tenants.checkpoint(third)
         router.dedupe.checkpoint(third)
@@ -133,14 +177,37 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=1_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--worker-gc", action="store_true",
-                    help="collector settings of `gar worker` (young threshold from the settings, "
-                         "survivors of the set-up frozen); default: CPython's")
+    ap.add_argument(
+        "--worker-gc",
+        action="store_true",
+        help="collector settings of `gar worker` (young threshold from the settings, "
+        "survivors of the set-up frozen); default: CPython's",
+    )
+    ap.add_argument(
+        "--poison",
+        action="store_true",
+        help="a hostile message after every request (1:1 flood, the fault suite's hypothesis "
+        "families); µs per request then counts both",
+    )
+    ap.add_argument(
+        "--policy-config",
+        default=None,
+        help='JSON object of PolicyConfig fields over the bench policy, e.g. \'{"mu_pooled": '
+        "true}' (pooled accuracy duals: each of the 2 partitions a scope)",
+    )
     args = ap.parse_args()
     wl = bl.build_workload(bl.run_settings(2), args.requests, run_id="inprocess")
-    msgs = [RawMessage("bench.requests", i % 2, i // 2, None, key, value)
-            for i, (key, value) in enumerate(wl.values)]
+    values = wl.values
+    if args.poison:
+        values = with_flood(values)
+    msgs = [
+        RawMessage("bench.requests", i % 2, i // 2, None, key, value)
+        for i, (key, value) in enumerate(values)
+    ]
     config = bench_policy(wl)
+    overrides = json.loads(args.policy_config) if args.policy_config else {}
+    if overrides:
+        config = PolicyConfig.from_dict({**config.to_dict(), **overrides})
     if args.worker_gc:
         from streams.app.gc_tuning import freeze_survivors, raise_young_threshold
 
@@ -157,11 +224,21 @@ def main() -> None:
         best_cpu = min(best_cpu, time.process_time() - c0)
     out = [v for t, v in prod.sent if ".decisions" in t or ".dispatch." in t]
     digest = hashlib.sha256(b"\n".join(out)).hexdigest()[:16]
-    print(json.dumps({"router_module": router_module.__file__, "requests": len(msgs),
-                      "records": len(out), "records_sha256_16": digest,
-                      "us_per_request": round(1e6 * best / len(msgs), 1),
-                      "cpu_us_per_request": round(1e6 * best_cpu / len(msgs), 1),
-                      "worker_gc": args.worker_gc}))
+    print(
+        json.dumps(
+            {
+                "router_module": router_module.__file__,
+                "requests": len(msgs),
+                "records": len(out),
+                "records_sha256_16": digest,
+                "us_per_request": round(1e6 * best / len(msgs), 1),
+                "cpu_us_per_request": round(1e6 * best_cpu / len(msgs), 1),
+                "worker_gc": args.worker_gc,
+                "poison": args.poison,
+                "policy_config": overrides,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import benchlib as bl
 from raw_passthrough import measure_raw
 
-from streams.app.topics import TopicLayout
 from streams.config import Settings
+from streams.kafka.topics import TopicLayout
 
 
 @dataclass
@@ -45,19 +45,33 @@ async def measure_router(settings: Settings, n: int, workers: int) -> bl.Window:
     wl_layout = TopicLayout.from_settings(settings, ())
     procs = [bl.spawn_worker(settings, f"w{i}") for i in range(workers)]
     try:
-        return await bl.watch(settings, [wl_layout.decisions, wl_layout.dead_letter], n,
-                              [p.pid for p in procs],
-                              ready=bl.stable_group(settings, settings.app_id, workers),
-                              timeout_s=600.0)
+        return await bl.watch(
+            settings,
+            [wl_layout.decisions, wl_layout.dead_letter],
+            n,
+            [p.pid for p in procs],
+            ready=bl.stable_group(settings, settings.app_id, workers),
+            timeout_s=600.0,
+        )
     finally:
         bl.stop(procs)
 
 
-async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: int,
-                  batch_within_s: float, keep: bool,
-                  dispatch_partitions: int | None = None) -> dict[str, Any]:
-    settings = bl.run_settings(partitions, dispatch_partitions=dispatch_partitions,
-                               batch_max=batch_max, batch_within_s=batch_within_s)
+async def run_all(
+    n: int,
+    partitions: int,
+    worker_counts: list[int],
+    batch_max: int,
+    batch_within_s: float,
+    keep: bool,
+    dispatch_partitions: int | None = None,
+) -> dict[str, Any]:
+    settings = bl.run_settings(
+        partitions,
+        dispatch_partitions=dispatch_partitions,
+        batch_max=batch_max,
+        batch_within_s=batch_within_s,
+    )
     wl = bl.build_workload(settings, n)
     apps = {k: bl.with_app_id(settings, f"{settings.app_id}-w{k}") for k in worker_counts}
     for s in apps.values():
@@ -77,14 +91,18 @@ async def run_all(n: int, partitions: int, worker_counts: list[int], batch_max: 
     raw_cpu = sum(w.cpu_us_per_record for w in raw) / len(raw)
     raw_broker = [w.broker_cpu_us_per_record for w in raw]
     out: dict[str, Any] = {
-        "requests": n, "partitions": partitions,
+        "requests": n,
+        "partitions": partitions,
         "dispatch_partitions": settings.topics.dispatch_partition_count(),
         "mean_request_bytes": round(wl.mean_bytes),
-        "candidates": wl.catalog.n_candidates, "batch_max": batch_max,
-        "batch_within_s": batch_within_s, "publish_msg_per_s": round(pub),
+        "candidates": wl.catalog.n_candidates,
+        "batch_max": batch_max,
+        "batch_within_s": batch_within_s,
+        "publish_msg_per_s": round(pub),
         "hot_path": getattr(settings.worker, "hot_path", "faust"),
         "metrics_on": settings.influx.enabled,
-        "raw_msg_per_s": [round(w.rate_per_s) for w in raw], "raw_msg_per_s_mean": round(raw_rate),
+        "raw_msg_per_s": [round(w.rate_per_s) for w in raw],
+        "raw_msg_per_s_mean": round(raw_rate),
         "raw_cpu_us_per_msg": round(raw_cpu, 1),
         "raw_broker_cpu_us_per_msg": _mean(raw_broker),
     }
@@ -113,26 +131,30 @@ def _mean(xs: list[float | None]) -> float | None:
 
 
 def body(res: dict[str, Any]) -> str:
-    rows = [f"Requests: {res['requests']} real trace requests ({res['mean_request_bytes']} B "
-            f"mean), {res['partitions']} partitions "
-            f"({res.get('dispatch_partitions', res['partitions'])} per dispatch topic), "
-            f"K = {res['candidates']} candidates, "
-            f"batch_max {res['batch_max']}, batch_within {res['batch_within_s']} s, hot path "
-            f"`{res['hot_path']}`, metrics {'on' if res['metrics_on'] else 'OFF'}. Raw "
-            f"pass-through before/after: {', '.join(f'{r:,}' for r in res['raw_msg_per_s'])} "
-            f"msg/s (mean {res['raw_msg_per_s_mean']:,}), {res['raw_cpu_us_per_msg']} CPU µs/msg; "
-            f"broker CPU µs/msg: {res.get('raw_broker_cpu_us_per_msg')}.",
-            "",
-            "| workers | decisions/s | ratio to raw | CPU µs/decision | CPU vs raw | "
-            "worker cores used | broker CPU µs/decision | scaling vs 1 | RSS MB (max) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        f"Requests: {res['requests']} real trace requests ({res['mean_request_bytes']} B "
+        f"mean), {res['partitions']} partitions "
+        f"({res.get('dispatch_partitions', res['partitions'])} per dispatch topic), "
+        f"K = {res['candidates']} candidates, "
+        f"batch_max {res['batch_max']}, batch_within {res['batch_within_s']} s, hot path "
+        f"`{res['hot_path']}`, metrics {'on' if res['metrics_on'] else 'OFF'}. Raw "
+        f"pass-through before/after: {', '.join(f'{r:,}' for r in res['raw_msg_per_s'])} "
+        f"msg/s (mean {res['raw_msg_per_s_mean']:,}), {res['raw_cpu_us_per_msg']} CPU µs/msg; "
+        f"broker CPU µs/msg: {res.get('raw_broker_cpu_us_per_msg')}.",
+        "",
+        "| workers | decisions/s | ratio to raw | CPU µs/decision | CPU vs raw | "
+        "worker cores used | broker CPU µs/decision | scaling vs 1 | RSS MB (max) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for k in sorted(key for key in res if key.startswith("workers_")):
         r = res[k]
-        rows.append(f"| {k.split('_')[1]} | {r['decisions_per_s']:,} | {r['ratio_to_raw']:.1%} | "
-                    f"{r['cpu_us_per_decision']} | {r['cpu_ratio_to_raw']}x | "
-                    f"{r['worker_cpu_cores_used']} | {r.get('broker_cpu_us_per_decision')} | "
-                    f"{r.get('scaling_vs_1', '—')} | "
-                    f"{r['rss_mb_max']} |")
+        rows.append(
+            f"| {k.split('_')[1]} | {r['decisions_per_s']:,} | {r['ratio_to_raw']:.1%} | "
+            f"{r['cpu_us_per_decision']} | {r['cpu_ratio_to_raw']}x | "
+            f"{r['worker_cpu_cores_used']} | {r.get('broker_cpu_us_per_decision')} | "
+            f"{r.get('scaling_vs_1', '—')} | "
+            f"{r['rss_mb_max']} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -141,14 +163,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--requests", type=int, default=150_000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts to run")
-    ap.add_argument("--dispatch-partitions", type=int, default=None,
-                    help="partitions of each dispatch topic (default: --partitions)")
+    ap.add_argument(
+        "--dispatch-partitions",
+        type=int,
+        default=None,
+        help="partitions of each dispatch topic (default: --partitions)",
+    )
     ap.add_argument("--batch-max", type=int, default=1_000)
     ap.add_argument("--batch-within-s", type=float, default=0.02)
-    ap.add_argument("--code", default=None, metavar="REF",
-                    help="run workers on streams/ as committed at REF (default: working tree)")
+    ap.add_argument(
+        "--code",
+        default=None,
+        metavar="REF",
+        help="run workers on streams/ as committed at REF (default: working tree)",
+    )
     ap.add_argument("--keep-topics", action="store_true")
-    ap.add_argument("--no-record", action="store_true", help="print only; no RESULTS.md entry")
+    ap.add_argument("--no-record", action="store_true", help="print only; no results.jsonl entry")
     return ap.parse_args(argv)
 
 
@@ -156,9 +186,17 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     facts = bl.machine_facts()
     facts["code"] = bl.use_code(args.code)
     counts = [int(x) for x in args.workers.split(",") if x]
-    res = asyncio.run(run_all(args.requests, args.partitions, counts, args.batch_max,
-                              args.batch_within_s, args.keep_topics,
-                              args.dispatch_partitions))
+    res = asyncio.run(
+        run_all(
+            args.requests,
+            args.partitions,
+            counts,
+            args.batch_max,
+            args.batch_within_s,
+            args.keep_topics,
+            args.dispatch_partitions,
+        )
+    )
     return facts, res
 
 

@@ -7,6 +7,10 @@ VENV="${GAR_VENV:-$ROOT/.venv}"
 GAR="$VENV/bin/gar"
 GAR_SERVICES=(kafka metrics)
 GAR_STARTED_SERVICES=()
+# In a checkout the services' state and binaries stay in it (var/, .cache/); the installed
+# package's defaults are the user's state and cache directories.
+export GAR_DEV__STATE_DIR="${GAR_DEV__STATE_DIR:-$ROOT/var}"
+export GAR_DEV__CACHE_DIR="${GAR_DEV__CACHE_DIR:-$ROOT/.cache}"
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -15,7 +19,7 @@ log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 export_service_env() {
   local host="${GAR_DEV__HOST:-127.0.0.1}"
   export GAR_KAFKA__BOOTSTRAP_SERVERS="${GAR_KAFKA__BOOTSTRAP_SERVERS:-$host:${GAR_DEV__KAFKA_PORT:-19092}}"
-  export GAR_INFLUX__URL="${GAR_INFLUX__URL:-http://$host:${GAR_DEV__METRICS_PORT:-18428}}"
+  export GAR_INFLUX__URL="${GAR_INFLUX__URL:-http://$host:${GAR_DEV__METRICS_PORT:-18086}}"
 }
 
 # Start each service that is not already healthy; remember which ones we started.
@@ -40,6 +44,10 @@ stop_started_services() {
     "$GAR" dev down --service "$svc" || log "could not stop $svc"
   done
   GAR_STARTED_SERVICES=()
+# In a checkout the services' state and binaries stay in it (var/, .cache/); the installed
+# package's defaults are the user's state and cache directories.
+export GAR_DEV__STATE_DIR="${GAR_DEV__STATE_DIR:-$ROOT/var}"
+export GAR_DEV__CACHE_DIR="${GAR_DEV__CACHE_DIR:-$ROOT/.cache}"
 }
 
 # EXIT traps do not run when bash dies of SIGINT/SIGTERM: turn those into exits so they do.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README test command: set up (idempotent), start the local services that are not running,
 # run pytest over tests/, stop only the services this script started, exit with pytest's code.
-#   bash scripts/test.sh [pytest args...]   e.g. bash scripts/test.sh -m "not slow" -x tests/infra
+#   bash scripts/test.sh [pytest args...]   e.g. bash scripts/test.sh -m "not slow" -x tests/unit/devenv
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"

@@ -28,11 +28,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.app.kafka import client_kwargs
 from streams.config import Settings
 from streams.core.inputs import Request
 from streams.ingress.rejected import Rejected
 from streams.ingress.requests import parse_request
+from streams.kafka.clients import client_kwargs
 from streams.schema.records import encode, request_record
 
 

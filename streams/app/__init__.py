@@ -1,1 +1,2 @@
-"""The stream-processing control plane: Faust app, agents, tables, dispatch, dedupe, topics."""
+"""The router worker: the Faust app wired from its parts (route pipeline and commit chain,
+crash recovery, side-input handlers, views, dedupe, producers, monitoring)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.config import REPO_ROOT, Settings
+from streams.config import PACKAGE_DIR, Settings
 from streams.core.catalog import Catalog
 
-DEFAULT_CATALOG_PATH = REPO_ROOT / "streams" / "resources" / "catalog.json"
+DEFAULT_CATALOG_PATH = PACKAGE_DIR / "resources" / "catalog.json"
 
 
 def catalog_path(settings: Settings) -> Path:

@@ -28,15 +28,16 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.app.kafka import client_kwargs
 from streams.config import Settings
+from streams.kafka.clients import client_kwargs
 
 log = logging.getLogger(__name__)
 
 
 class ControlGate:
-    def __init__(self, settings: Settings, topics: Sequence[str], *, timeout_s: float,
-                 poll_s: float = 0.2) -> None:
+    def __init__(
+        self, settings: Settings, topics: Sequence[str], *, timeout_s: float, poll_s: float = 0.2
+    ) -> None:
         self._settings = settings
         self._topics = list(topics)
         self._timeout_s = timeout_s
@@ -63,15 +64,17 @@ class ControlGate:
 
     async def _catch_up(self) -> None:
         kafka = self._settings.kafka
-        consumer = AIOKafkaConsumer(**client_kwargs(kafka), group_id=None,
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**client_kwargs(kafka), group_id=None, enable_auto_commit=False)
         admin = AIOKafkaAdminClient(**client_kwargs(kafka))
         await consumer.start()
         try:
             await admin.start()
             try:
-                tps = [TopicPartition(t, p) for t in self._topics
-                       for p in sorted(await _partitions(consumer, t))]
+                tps = [
+                    TopicPartition(t, p)
+                    for t in self._topics
+                    for p in sorted(await _partitions(consumer, t))
+                ]
                 ends = await consumer.end_offsets(tps) if tps else {}
                 await self._until_applied(admin, {tp: e for tp, e in ends.items() if e > 0})
             finally:
@@ -79,22 +82,32 @@ class ControlGate:
         finally:
             await consumer.stop()
 
-    async def _until_applied(self, admin: AIOKafkaAdminClient,
-                             pending: dict[TopicPartition, int]) -> None:
+    async def _until_applied(
+        self, admin: AIOKafkaAdminClient, pending: dict[TopicPartition, int]
+    ) -> None:
         deadline = time.monotonic() + self._timeout_s
         group = self._settings.app_id
         while pending:
             committed = await admin.list_consumer_group_offsets(group, partitions=list(pending))
-            pending = {tp: end for tp, end in pending.items()
-                       if tp not in committed or committed[tp].offset < end}
+            pending = {
+                tp: end
+                for tp, end in pending.items()
+                if tp not in committed or committed[tp].offset < end
+            }
             if not pending:
                 return
             if time.monotonic() >= deadline:
-                self.behind = {f"{tp.topic}:{tp.partition}":
-                               end - max(committed[tp].offset if tp in committed else 0, 0)
-                               for tp, end in pending.items()}
-                log.warning("control topics not applied after %.0f s (records behind: %s); "
-                            "routing with what is loaded", self._timeout_s, self.behind)
+                self.behind = {
+                    f"{tp.topic}:{tp.partition}": end
+                    - max(committed[tp].offset if tp in committed else 0, 0)
+                    for tp, end in pending.items()
+                }
+                log.warning(
+                    "control topics not applied after %.0f s (records behind: %s); "
+                    "routing with what is loaded",
+                    self._timeout_s,
+                    self.behind,
+                )
                 return
             await asyncio.sleep(self._poll_s)
 

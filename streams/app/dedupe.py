@@ -2,7 +2,7 @@
 
 Ids are scoped by tenant (``dedupe_key``). They are written to the changelog **one record per
 checkpoint and partition**, not one per id: ``b:<partition>:<seq> -> [[ts_ms, ...], [key, ...]]``
-(event times and keys of the ids first seen in that batch). A record is tombstoned once every id
+(arrival times and keys of the ids first seen in that batch). A record is tombstoned once every id
 in it has been evicted. Per request that is one changelog record less on the hot path, and one
 tombstone less later (four records per request became two: decision and dispatch).
 Earlier changelogs held one ``r:<key> -> b"<partition>,<ts_ms>"`` per id; those still load,
@@ -14,10 +14,13 @@ partition to read (the direct hot path's consumer position). The guarantee built
 described in ``docs/architecture.md`` ("Dedupe"): a request id gets at most one decision record
 per tenant, ever.
 
-Memory is bounded: per partition, ids older than ``window_ms`` of event time behind the newest
-id, or beyond ``max_per_partition``, are evicted. An id evicted while others of its record are
-still remembered comes back after a restart (its record is reloaded) until the next
-checkpoint evicts it again: the index may remember more than the bounds, never less.
+Memory is bounded: per partition, ids that arrived more than ``window_ms`` before the newest
+one, or beyond ``max_per_partition``, are evicted. Times are arrival times (the requests
+record's log-append time, which the router passes in), never a producer's event time: one
+tenant's clock must not decide how long another tenant's ids are remembered. An id evicted
+while others of its record are still remembered comes back after a restart (its record is
+reloaded) until the next checkpoint evicts it again: the index may remember more than the
+bounds, never less.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ class DedupeIndex:
         self._new: dict[int, list[Any]] = defaultdict(list)
         # Eviction order per partition as two parallel queues (event time, key).
         self._order: dict[int, tuple[deque[int], deque[str]]] = defaultdict(
-            lambda: (deque(), deque()))
+            lambda: (deque(), deque())
+        )
         self._newest_ts: dict[int, int] = defaultdict(lambda: -1)
         self._next_seq: dict[int, int] = defaultdict(int)
         self._marks: dict[bytes, int] = {}  # w:<p> / o:<p> -> offset, not yet checkpointed
@@ -82,15 +86,16 @@ class DedupeIndex:
         entries: list[tuple[int, int, str, bytes]] = []
         for key, value in list(self._store.items()):
             if key.startswith(BATCH_KEY):
-                p_raw, seq_raw = key[len(BATCH_KEY):].split(b":", 1)
+                p_raw, seq_raw = key[len(BATCH_KEY) :].split(b":", 1)
                 partition, seq = int(p_raw), int(seq_raw)
                 times, ids = orjson.loads(value)
-                entries.extend((int(ts), partition, str(k), key)
-                               for ts, k in zip(times, ids, strict=True))
+                entries.extend(
+                    (int(ts), partition, str(k), key) for ts, k in zip(times, ids, strict=True)
+                )
                 self._next_seq[partition] = max(self._next_seq[partition], seq + 1)
             elif key.startswith(REQUEST_KEY):
                 partition, ts_ms = _entry(value)
-                entries.append((ts_ms, partition, key[len(REQUEST_KEY):].decode(), key))
+                entries.append((ts_ms, partition, key[len(REQUEST_KEY) :].decode(), key))
         self._ids.clear()
         self._live.clear()
         for ts_ms, partition, k, record in sorted(entries):
@@ -125,11 +130,11 @@ class DedupeIndex:
             self._load()
         return request_id in self._ids
 
-    def add(self, request_id: str, partition: int, ts_ms: int) -> None:
+    def add(self, request_id: str, partition: int, arrival_ms: int) -> None:
         if not self._loaded:
             self._load()
-        self._new[partition].extend((ts_ms, request_id))
-        self._remember(request_id, partition, ts_ms, _PENDING)
+        self._new[partition].extend((arrival_ms, request_id))
+        self._remember(request_id, partition, arrival_ms, _PENDING)
 
     def _mark(self, prefix: bytes, partition: int) -> int | None:
         key = prefix + str(partition).encode()
@@ -158,7 +163,7 @@ class DedupeIndex:
         n = 0
         for partition, flat in self._new.items():
             for lo in range(0, len(flat), 2 * _MAX_IDS_PER_RECORD):
-                chunk = flat[lo:lo + 2 * _MAX_IDS_PER_RECORD]
+                chunk = flat[lo : lo + 2 * _MAX_IDS_PER_RECORD]
                 keys = chunk[1::2]
                 seq = self._next_seq[partition]
                 self._next_seq[partition] = seq + 1

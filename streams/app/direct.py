@@ -22,13 +22,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError
 
-from streams.app.kafka import client_kwargs
 from streams.app.router import RawMessage
 from streams.config import Settings
+from streams.kafka.clients import client_kwargs
 
 log = logging.getLogger(__name__)
 
-ProcessFn = Callable[[list[RawMessage]], Awaitable[None]]
+ProcessFn = Callable[[list[RawMessage]], Awaitable[int]]
+"""Routes one batch; returns how many of its messages were requests (not dead-lettered)."""
+
+# Under a poison flood a batch of ``batch_max`` messages holds fewer requests, and what a batch
+# costs beyond its messages (decide_batch set-up, three produce requests, the checkpoint) is
+# spread over fewer decisions. Batches grow to keep ``batch_max`` requests, up to this many
+# times ``batch_max`` messages (measured: see docs/reliability.md, "Poison flood").
+_MAX_GROWTH = 4
 
 
 class DirectRequests:
@@ -51,15 +58,20 @@ class DirectRequests:
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()  # one batch at a time; rebalances wait for it
         self._stopping = False
+        self._request_share = 1.0  # of the messages of recent batches (smoothed)
         self.assigned: set[int] = set()
 
     async def _get(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             w = self._settings.worker
             self._consumer = AIOKafkaConsumer(
-                **client_kwargs(self._settings.kafka), group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-                fetch_max_bytes=16 * 1024 * 1024, max_poll_records=w.batch_max,
+                **client_kwargs(self._settings.kafka),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_bytes=16 * 1024 * 1024,
+                max_poll_records=w.batch_max,
             )
             await self._consumer.start()
         return self._consumer
@@ -102,7 +114,9 @@ class DirectRequests:
                 except ConsumerStoppedError:
                     return
                 if msgs:
-                    await self._process(msgs)
+                    requests = await self._process(msgs)
+                    share = requests / len(msgs)
+                    self._request_share = 0.5 * self._request_share + 0.5 * share
                 else:
                     await self._drain()  # idle: finish the pipelined batch now
 
@@ -115,7 +129,7 @@ class DirectRequests:
         every fetch as its own tiny batch and spends its CPU on per-batch costs (numpy set-up,
         three produce requests, a checkpoint), which it then lacks when the load rises."""
         w = self._settings.worker
-        batch_max = w.batch_max
+        batch_max = self.batch_messages()
         msgs = _raw(await consumer.getmany(timeout_ms=within_ms, max_records=batch_max))
         if not msgs:
             return msgs
@@ -132,10 +146,18 @@ class DirectRequests:
                 wait_s = _POLL_S
             else:
                 break
-            got = await consumer.getmany(timeout_ms=max(1, int(wait_s * 1000)),
-                                         max_records=batch_max - len(msgs))
+            got = await consumer.getmany(
+                timeout_ms=max(1, int(wait_s * 1000)), max_records=batch_max - len(msgs)
+            )
             msgs += _raw(got)
         return msgs
+
+    def batch_messages(self) -> int:
+        """Messages to fetch for one batch: ``batch_max`` requests at the recent share of
+        requests among messages (at most ``_MAX_GROWTH`` x ``batch_max``)."""
+        batch_max = self._settings.worker.batch_max
+        share = max(self._request_share, 1 / _MAX_GROWTH)
+        return min(_MAX_GROWTH * batch_max, int(batch_max / share))
 
     def lag(self) -> dict[int, int]:
         """Messages behind the partition end, per assigned requests partition (from the last
@@ -166,5 +188,8 @@ _POLL_S = 0.001  # group commit: how often to look at the previous batch's ack
 
 
 def _raw(got: Mapping[Any, Sequence[Any]]) -> list[RawMessage]:
-    return [RawMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
-            for records in got.values() for m in records]
+    return [
+        RawMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
+        for records in got.values()
+        for m in records
+    ]

@@ -57,5 +57,7 @@ def default_partitions(keys: Sequence[bytes | None], partitions: Sequence[int]) 
     """The partition ``DefaultPartitioner`` picks for each key (a random one for no key)."""
     hashes = iter(murmur2_many([k for k in keys if k is not None]))
     n = len(partitions)
-    return [random.choice(partitions) if k is None else partitions[(next(hashes) & 0x7FFFFFFF) % n]
-            for k in keys]
+    return [
+        random.choice(partitions) if k is None else partitions[(next(hashes) & 0x7FFFFFFF) % n]
+        for k in keys
+    ]

@@ -101,12 +101,13 @@ class Views:
         if raw is not None:
             try:
                 d = orjson.loads(raw)
-                policy = PolicyConfig.from_dict(d["config"])
+                policy = PolicyConfig.from_record(d["config"])
             except (CoreError, ValueError, KeyError, TypeError) as exc:
                 # Only the policy agent writes here (after validating); keep routing with the
                 # previous policy rather than stop.
-                log.error("stored policy unusable, keeping version %s: %s",
-                          self.policy.version, exc)
+                log.error(
+                    "stored policy unusable, keeping version %s: %s", self.policy.version, exc
+                )
             else:
                 self.policy = policy
                 self.policy_name = d.get("policy_name") or self._default_policy_name

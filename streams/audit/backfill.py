@@ -15,7 +15,7 @@ from streams.audit.reader import DecisionRow
 from streams.core import Catalog, Completion
 from streams.core.context import J_PER_KWH
 from streams.metrics import CompletionSample, Metrics
-from streams.metrics.records import LargestBaseline, record_decision_batch
+from streams.metrics.decision_metrics import LargestBaseline, record_decision_batch
 from streams.metrics.telemetry import estimator_samples
 
 
@@ -59,30 +59,7 @@ def backfill(
         parsed = _completion(c)
         if parsed is not None:
             typed[c["ts_ms"] // bucket_ms].append(parsed)
-        energy = c.get("energy_j") if isinstance(c.get("energy_j"), int | float) else None
-        realised = None
-        zi = dec.get("intensity") or {}
-        if (
-            energy is not None
-            and catalog is not None
-            and isinstance(zi.get("intensity_g_per_kwh"), int | float)
-        ):
-            ri = catalog.region_index.get(str(dec.get("region")))
-            if ri is not None:
-                realised = energy / J_PER_KWH * zi["intensity_g_per_kwh"] * float(catalog.pue[ri])
-        done[c["ts_ms"] // bucket_ms].append(
-            CompletionSample(
-                str(c.get("tenant")),
-                str(c.get("model")),
-                str(c.get("region")),
-                float(c.get("latency_ms") or 0.0),
-                co2_realised_g=realised,
-                co2_est_g=float(dec.get("co2_g") or 0.0) if realised is not None else None,
-                energy_j=energy,
-                correct=c.get("correct") if isinstance(c.get("correct"), bool) else None,
-                slo_latency_ms=float(dec.get("latency_cap_ms") or 0.0) or None,
-            )
-        )
+        done[c["ts_ms"] // bucket_ms].append(_completion_sample(c, dec, catalog))
     for b in sorted(done):
         metrics.completions(done[b], (b + 1) * bucket_ms - 1)
         if catalog is not None and typed.get(b):
@@ -91,20 +68,8 @@ def backfill(
             metrics.candidates(cands, (b + 1) * bucket_ms - 1)
             metrics.accuracy(accs, (b + 1) * bucket_ms - 1)
     if by_id and dead_letters:
-        lo = min(buckets) * bucket_ms
-        hi = (max(buckets) + 1) * bucket_ms
-        counts: dict[int, Counter[tuple[str, str]]] = defaultdict(Counter)
-        for row in dead_letters:
-            d = row.record or {}
-            raw_src = d.get("source")
-            src: dict[str, Any] = raw_src if isinstance(raw_src, dict) else {}
-            ts = (
-                src.get("timestamp_ms")
-                if isinstance(src.get("timestamp_ms"), int)
-                else (d.get("rejected_at_ms"))
-            )
-            if isinstance(ts, int) and lo <= ts < hi:
-                counts[ts // bucket_ms][(str(d.get("reason")), str(d.get("stage")))] += 1
+        lo, hi = min(buckets) * bucket_ms, (max(buckets) + 1) * bucket_ms
+        counts = _dead_letter_counts(dead_letters, lo, hi, bucket_ms)
         for b in sorted(counts):
             metrics.dead_letters(counts[b], (b + 1) * bucket_ms - 1)
     return len(buckets)
@@ -127,3 +92,52 @@ def _completion(c: dict[str, Any]) -> Completion | None:
         )
     except Exception:  # telemetry the router would have dead-lettered
         return None
+
+
+def _completion_sample(
+    c: dict[str, Any], dec: dict[str, Any], catalog: Catalog | None
+) -> CompletionSample:
+    """A completion as the worker would have measured it; realised CO2 at the intensity its
+    decision recorded (the worker prices it at completion time, which is not recorded)."""
+    energy = c.get("energy_j") if isinstance(c.get("energy_j"), int | float) else None
+    realised = None
+    zi = dec.get("intensity") or {}
+    if (
+        energy is not None
+        and catalog is not None
+        and isinstance(zi.get("intensity_g_per_kwh"), int | float)
+    ):
+        ri = catalog.region_index.get(str(dec.get("region")))
+        if ri is not None:
+            realised = energy / J_PER_KWH * zi["intensity_g_per_kwh"] * float(catalog.pue[ri])
+    return CompletionSample(
+        str(c.get("tenant")),
+        str(c.get("model")),
+        str(c.get("region")),
+        float(c.get("latency_ms") or 0.0),
+        co2_realised_g=realised,
+        co2_est_g=float(dec.get("co2_g") or 0.0) if realised is not None else None,
+        energy_j=energy,
+        correct=c.get("correct") if isinstance(c.get("correct"), bool) else None,
+        slo_latency_ms=float(dec.get("latency_cap_ms") or 0.0) or None,
+        dataset=str(dec.get("dataset") or c.get("dataset") or ""),
+    )
+
+
+def _dead_letter_counts(
+    dead_letters: list[DecisionRow], lo_ms: int, hi_ms: int, bucket_ms: int
+) -> dict[int, Counter[tuple[str, str]]]:
+    """(reason, stage) counts per bucket of the dead letters timed within [lo_ms, hi_ms)."""
+    counts: dict[int, Counter[tuple[str, str]]] = defaultdict(Counter)
+    for row in dead_letters:
+        d = row.record or {}
+        raw_src = d.get("source")
+        src: dict[str, Any] = raw_src if isinstance(raw_src, dict) else {}
+        ts = (
+            src.get("timestamp_ms")
+            if isinstance(src.get("timestamp_ms"), int)
+            else (d.get("rejected_at_ms"))
+        )
+        if isinstance(ts, int) and lo_ms <= ts < hi_ms:
+            counts[ts // bucket_ms][(str(d.get("reason")), str(d.get("stage")))] += 1
+    return counts

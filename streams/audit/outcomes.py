@@ -20,7 +20,7 @@ from streams.core.context import J_PER_KWH
 
 
 @dataclass
-class Outcomes:
+class OutcomeSummary:
     decisions: int = 0
     completed: int = 0
     graded: int = 0
@@ -49,9 +49,9 @@ class Outcomes:
 
 def join_outcomes(
     rows: list[DecisionRow], completions: list[DecisionRow], catalog: Catalog
-) -> Outcomes:
+) -> OutcomeSummary:
     decided = {str(r.record["request_id"]): r.record for r in rows if r.record is not None}
-    out = Outcomes(decisions=len(decided))
+    out = OutcomeSummary(decisions=len(decided))
     latencies: list[float] = []
     seen: set[str] = set()
     for row in completions:

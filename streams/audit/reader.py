@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streams.config import Settings
+
+if TYPE_CHECKING:  # aiokafka is imported when a read starts (CLI start-up time)
+    from aiokafka import TopicPartition
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class ReadRange:
     end_offset: int | None = None
     partitions: tuple[int, ...] | None = None
     lateness_ms: int = 3_600_000
+    since_arrival_ms: int | None = None
+    """Start at the first record that arrived at or after this time (the broker's
+    LogAppendTime), whatever its payload: how the audit reads back context records."""
 
     @classmethod
     def parse(cls, offsets: str, partitions: tuple[int, ...] | None = None) -> ReadRange:
@@ -69,6 +75,8 @@ class DecisionRow:
     key: str | None
     record: dict[str, Any] | None
     error: str | None = None
+    raw: bytes | None = field(default=None, repr=False, compare=False)
+    """The record's bytes as read (a decisions.v2 MAC is over them)."""
 
     @property
     def where(self) -> str:
@@ -82,10 +90,10 @@ def parse_row(
     try:
         rec = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
-        return DecisionRow(topic, partition, offset, ts, k, None, f"unparseable: {exc}")
+        return DecisionRow(topic, partition, offset, ts, k, None, f"unparseable: {exc}", value)
     if not isinstance(rec, dict):
-        return DecisionRow(topic, partition, offset, ts, k, None, "not a JSON object")
-    return DecisionRow(topic, partition, offset, ts, k, rec)
+        return DecisionRow(topic, partition, offset, ts, k, None, "not a JSON object", value)
+    return DecisionRow(topic, partition, offset, ts, k, rec, None, value)
 
 
 def _valid_offset(found: Any) -> int | None:
@@ -96,6 +104,49 @@ def _valid_offset(found: Any) -> int | None:
     return off if isinstance(off, int) and off >= 0 else None
 
 
+async def _seek_range(
+    consumer: Any, topic: str, rng: ReadRange
+) -> tuple[
+    list[TopicPartition],
+    dict[TopicPartition, int],
+    dict[TopicPartition, int | None],
+    dict[TopicPartition, int],
+]:
+    """Assign the range's partitions and seek each to its start; returns the partitions, the
+    start and stop offsets (None: to the end) and the end offsets seen now (a snapshot)."""
+    from aiokafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        # not subscribed, so the consumer's cache lacks the topic: ask the cluster
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = cluster.partitions_for_topic(topic)
+    if not parts:
+        raise LookupError(f"topic {topic!r} does not exist or has no partitions")
+    wanted = sorted(p for p in parts if rng.partitions is None or p in rng.partitions)
+    tps = [TopicPartition(topic, p) for p in wanted]
+    consumer.assign(tps)
+    first = await consumer.beginning_offsets(tps)
+    last = await consumer.end_offsets(tps)  # a snapshot, not trusted as the end
+    start = {tp: max(first[tp], rng.start_offset or 0) for tp in tps}
+    stop: dict[TopicPartition, int | None] = {
+        tp: rng.end_offset if rng.end_offset is not None else None for tp in tps
+    }
+    since = None if rng.start_ms is None else max(rng.start_ms - rng.lateness_ms, 0)
+    if rng.since_arrival_ms is not None:
+        since = max(rng.since_arrival_ms, since or 0)
+    if since is not None:
+        found = await consumer.offsets_for_times(dict.fromkeys(tps, since))
+        for tp in tps:
+            off = _valid_offset(found.get(tp))
+            start[tp] = max(start[tp], off if off is not None else last[tp])
+    for tp in tps:
+        consumer.seek(tp, start[tp])
+    return tps, start, stop, dict(last)
+
+
+# Long on purpose: one read loop whose end conditions (stop offset, event time past the range,
+# end of the partition confirmed twice, a stalled partition) share the per-partition state.
 async def _read(
     settings: Settings,
     topic: str,
@@ -103,9 +154,9 @@ async def _read(
     idle_ms: int,
     on_progress: Callable[[int, int], None] | None,
 ) -> list[DecisionRow]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
-    from streams.app.kafka import client_kwargs
+    from streams.kafka.clients import client_kwargs
 
     consumer = AIOKafkaConsumer(
         **client_kwargs(settings.kafka),
@@ -116,36 +167,11 @@ async def _read(
     )
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            # not subscribed, so the consumer's cache lacks the topic: ask the cluster
-            cluster = await consumer._client.fetch_all_metadata()
-            parts = cluster.partitions_for_topic(topic)
-        if not parts:
-            raise LookupError(f"topic {topic!r} does not exist or has no partitions")
-        wanted = sorted(p for p in parts if rng.partitions is None or p in rng.partitions)
-        tps = [TopicPartition(topic, p) for p in wanted]
-        consumer.assign(tps)
-        first = await consumer.beginning_offsets(tps)
-        last = await consumer.end_offsets(tps)  # a snapshot, not trusted as the end
-        start = {tp: max(first[tp], rng.start_offset or 0) for tp in tps}
-        stop: dict[TopicPartition, int | None] = {
-            tp: rng.end_offset if rng.end_offset is not None else None for tp in tps
-        }
-        if rng.start_ms is not None:
-            found = await consumer.offsets_for_times(
-                {tp: max(rng.start_ms - rng.lateness_ms, 0) for tp in tps}
-            )
-            for tp in tps:
-                off = _valid_offset(found.get(tp))
-                start[tp] = max(start[tp], off if off is not None else last[tp])
-        for tp in tps:
-            consumer.seek(tp, start[tp])
-        expected = sum(
-            max((stop[tp] if stop[tp] is not None else last[tp]) - start[tp], 0) for tp in tps
-        )
+        tps, start, stop, last = await _seek_range(consumer, topic, rng)
+        ends = {tp: last[tp] if (s := stop[tp]) is None else s for tp in tps}
+        expected = sum(max(ends[tp] - start[tp], 0) for tp in tps)
         rows: list[DecisionRow] = []
-        done = {tp for tp in tps if stop[tp] is not None and start[tp] >= stop[tp]}
+        done = {tp for tp in tps if stop[tp] is not None and start[tp] >= ends[tp]}
         seen = 0
 
         def take(tp: Any, msgs: list[Any]) -> None:

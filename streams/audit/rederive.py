@@ -1,9 +1,10 @@
 """Re-derivation and counterfactual replay through the pure core (``streams.core.replay``).
 
 The auditor needs the catalog and the policy configuration each decision was made under:
-configs are indexed by ``policy_version`` (the app's default ``PolicyConfig()``, every version
-on the policy topic, and any file the SRE passes), so a decision whose version is unknown is
-reported as unverifiable rather than guessed.
+configs are indexed by ``policy_version`` (the app's default ``PolicyConfig.default()``, every
+version on the policy topic, and any file the SRE passes; a record's omitted fields take its
+mode's preset, as the router reads it), so a decision whose version is unknown is reported as
+unverifiable rather than guessed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from streams.audit.reader import DecisionRow
 from streams.audit.report import Difference
 from streams.core import Catalog, PolicyConfig, RoutingContext, TenantState, get_policy
-from streams.core.replay import ReplayError, rederive_record
+from streams.core.replay import ReplayError, priced_ahead, rederive_record
 
 
 def configs_from_policy_rows(rows: Iterable[DecisionRow]) -> dict[str, PolicyConfig]:
@@ -27,17 +28,33 @@ def configs_from_policy_rows(rows: Iterable[DecisionRow]) -> dict[str, PolicyCon
         cfg = (row.record or {}).get("config")
         if isinstance(cfg, dict):
             try:
-                pc = PolicyConfig.from_dict(cfg)
+                pc = PolicyConfig.from_record(cfg)
             except Exception:  # a record the router would also have rejected
                 continue
             out[pc.version] = pc
     return out
 
 
+def resolve_config(
+    configs: Mapping[str, PolicyConfig], record: Mapping[str, Any]
+) -> PolicyConfig | None:
+    """The config a decision was made under: its ``policy_version`` as published, or a
+    published version's tenant override (``<version>+<tenant>@<override version>``)."""
+    version = str(record.get("policy_version"))
+    cfg = configs.get(version)
+    if cfg is not None:
+        return cfg
+    for base in sorted(configs, key=len, reverse=True):
+        if version.startswith(base + "+"):
+            tenant_cfg = configs[base].for_tenant(str(record.get("tenant")))
+            return tenant_cfg if tenant_cfg.version == version else None
+    return None
+
+
 def load_config_file(path: Path) -> PolicyConfig:
     """A PolicyConfig as JSON: either the config itself or a policy-topic record with it."""
     d = json.loads(path.read_text())
-    return PolicyConfig.from_dict(d.get("config", d))
+    return PolicyConfig.from_record(d.get("config", d))
 
 
 def _split(text: str) -> Difference:
@@ -53,18 +70,20 @@ class Rederiver:
     configs: Mapping[str, PolicyConfig]
 
     def config_for(self, record: Mapping[str, Any]) -> PolicyConfig | None:
-        return self.configs.get(str(record.get("policy_version")))
+        return resolve_config(self.configs, record)
 
     def __call__(self, record: dict[str, Any]) -> list[Difference]:
         cfg = self.config_for(record)
         if cfg is None:
             known = sorted(self.configs)
             return [("policy_version", record.get("policy_version"), f"unknown; have {known}")]
+        ahead = priced_ahead(record)
+        found = [] if ahead is None else [_split(ahead)]
         try:
             result = rederive_record(record, self.catalog, cfg)
         except ReplayError as exc:
-            return [("rederive_error", None, str(exc))]
-        return [_split(m) for m in result.mismatches]
+            return [*found, ("rederive_error", None, str(exc))]
+        return [*found, *(_split(m) for m in result.mismatches)]
 
 
 @dataclass
@@ -121,7 +140,7 @@ def counterfactual(
         key=lambda r: (r.get("ts_ms", 0), str(r.get("tenant")), r.get("tenant_seq", 0)),
     )
     for rec in recs:
-        cfg = configs.get(str(rec.get("policy_version")))
+        cfg = resolve_config(configs, rec)
         if cfg is None:
             skipped += 1
             continue

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.audit.chain import ChainReport, check_chains
+from streams.audit.chain import ChainReport
+from streams.audit.mac_chain import MacReport
 from streams.audit.reader import DecisionRow
-from streams.audit.summary import Summary, summarise
+from streams.audit.summary import Summary
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,18 @@ class AuditReport:
     inputs_checked: int = 0
     warnings: list[str] = field(default_factory=list)
     outcomes: dict[str, Any] | None = None
+    macs: MacReport | None = None
+    contexts: dict[str, Any] | None = None
+    rederive_s: float = 0.0
+    """CPU-bound time of the re-derivation (rows/s = rederived / this)."""
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.chain.breaks
+        return (
+            not self.mismatches
+            and not self.chain.breaks
+            and (self.macs is None or not self.macs.issues)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,8 +75,12 @@ class AuditReport:
             "rederived": self.rederived,
             "mismatch_count": len(self.mismatches),
             "mismatches": [asdict(m) | {"where": m.where} for m in self.mismatches],
+            "macs": None if self.macs is None else self.macs.to_dict(),
+            "contexts": self.contexts,
+            "rederive_s": self.rederive_s,
             "chain": {
                 "tenants": self.chain.tenants,
+                "scopes": self.chain.scopes,
                 "links_checked": self.chain.links_checked,
                 "duplicates": self.chain.duplicates,
                 "breaks": [asdict(i) for i in self.chain.breaks],
@@ -82,7 +95,7 @@ class AuditReport:
         }
 
 
-def _mismatch(row: DecisionRow, name: str, recorded: Any, rederived: Any) -> Mismatch:
+def mismatch_of(row: DecisionRow, name: str, recorded: Any, rederived: Any) -> Mismatch:
     rec = row.record or {}
     rid, tenant = rec.get("request_id"), rec.get("tenant")
     return Mismatch(
@@ -95,29 +108,6 @@ def _mismatch(row: DecisionRow, name: str, recorded: Any, rederived: Any) -> Mis
         recorded,
         rederived,
     )
-
-
-def audit_rows(
-    topic: str,
-    rows: list[DecisionRow],
-    rederive: Rederive | None,
-    on_row: Callable[[], None] | None = None,
-) -> AuditReport:
-    mismatches: list[Mismatch] = []
-    rederived = 0
-    for row in rows:
-        if row.record is None:
-            mismatches.append(_mismatch(row, "record", row.error, None))
-        elif rederive is not None:
-            try:
-                diffs = rederive(row.record)
-            except Exception as exc:  # a record the core cannot even read is a finding
-                diffs = [("rederive_error", None, f"{type(exc).__name__}: {exc}")]
-            rederived += 1
-            mismatches.extend(_mismatch(row, f, a, b) for f, a, b in diffs)
-        if on_row is not None:
-            on_row()
-    return AuditReport(topic, len(rows), rederived, mismatches, check_chains(rows), summarise(rows))
 
 
 CSV_COLUMNS = (
@@ -156,6 +146,8 @@ def write_csv(report: AuditReport, rows: Iterable[DecisionRow], path: Path) -> N
             f"chain {issue.kind}: expected={issue.expected!r} got={issue.got!r} "
             f"(previous {issue.previous})"
         )
+    for mac in [] if report.macs is None else report.macs.issues:
+        problems.setdefault((mac.partition, mac.offset), []).append(f"mac {mac.kind}: {mac.detail}")
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)

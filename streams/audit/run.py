@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.audit.contexts import ContextIndex, read_contexts
 from streams.audit.reader import DecisionRow, ReadRange, read_decisions
 from streams.audit.rederive import (
     Rederiver,
@@ -12,7 +13,8 @@ from streams.audit.rederive import (
     counterfactual,
     load_config_file,
 )
-from streams.audit.report import AuditReport, audit_rows
+from streams.audit.report import AuditReport
+from streams.audit.verify import audit_rows
 from streams.config import Settings
 from streams.core import Catalog, PolicyConfig
 
@@ -29,6 +31,8 @@ class AuditRequest:
     outcomes: bool = True
     idle_ms: int = 1_000
     progress: bool = False
+    full_records: bool = False
+    """Expand v2 records with every candidate's estimates (the counterfactual does)."""
 
 
 def load_catalog(settings: Settings, path: Path | None) -> Catalog:
@@ -40,7 +44,7 @@ def load_catalog(settings: Settings, path: Path | None) -> Catalog:
 
 
 def policy_configs(settings: Settings, req: AuditRequest) -> dict[str, PolicyConfig]:
-    default = PolicyConfig()  # what the router uses before any policy record arrives
+    default = PolicyConfig.default()  # what the router uses before any policy record
     configs = {default.version: default}
     if req.read_policy_topic:
         topic = settings.topics.name(settings.topics.policy)
@@ -62,15 +66,38 @@ def run_audit(settings: Settings, req: AuditRequest) -> tuple[AuditReport, list[
     )
     catalog = load_catalog(settings, req.catalog_path)
     configs = policy_configs(settings, req)
-    rederive = Rederiver(catalog, configs)
+    contexts = ContextIndex.from_rows(catalog, read_contexts(settings, rows, req.idle_ms))
+    # v2 decisions carry their config in their context: the counterfactual reads it there.
+    for inputs in contexts.inputs.values():
+        configs.setdefault(inputs.config.version, inputs.config)
+    v1 = Rederiver(catalog, configs)
+    keys = settings.decision_mac.keyring()
+    requests_topic = settings.topics.name(settings.topics.requests)
     if req.progress:
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
             task = bar.add_task("re-deriving", total=len(rows))
-            report = audit_rows(topic, rows, rederive, lambda: bar.advance(task))
+            report, rows = audit_rows(
+                topic,
+                rows,
+                v1,
+                contexts,
+                keys,
+                requests_topic,
+                lambda n: bar.advance(task, n),
+                candidates=req.full_records or req.counterfactual_policy is not None,
+            )
     else:
-        report = audit_rows(topic, rows, rederive)
+        report, rows = audit_rows(
+            topic,
+            rows,
+            v1,
+            contexts,
+            keys,
+            requests_topic,
+            candidates=req.full_records or req.counterfactual_policy is not None,
+        )
     if req.rng.start_ms is not None or req.rng.end_ms is not None:
         # The time seek starts at the first record whose Kafka timestamp is >= start - lateness.
         # The control plane's topics use LogAppendTime (arrival >= event time), so only a record

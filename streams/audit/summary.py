@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.audit.reader import DecisionRow
-from streams.metrics.records import number
+from streams.metrics.decision_metrics import number
 
 
 @dataclass

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import typer
 
+from streams.cli.errors import CliError
 from streams.config import load_settings
-from streams.devenv import SERVICE_NAMES, DevProcessError, KafkaBroker, down, status, up
+from streams.devenv import (
+    ALL_SERVICE_NAMES,
+    SERVICE_NAMES,
+    InfluxStore,
+    KafkaBroker,
+    down,
+    status,
+    up,
+)
 
-app = typer.Typer(no_args_is_help=True, help="Local Kafka broker + metrics store (127.0.0.1)")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Local Kafka broker + InfluxDB (127.0.0.1); a replicated 3-node Kafka cluster on request",
+)
 
-_SERVICE_HELP = f"Only this service ({' or '.join(SERVICE_NAMES)}); default: all."
+_SERVICE_HELP = (
+    f"Only this service ({', '.join(ALL_SERVICE_NAMES)}); default: {' and '.join(SERVICE_NAMES)}"
+    " (cluster: three KRaft nodes from GAR_DEV__KAFKA_CLUSTER_PORT on)."
+)
 
 
 def _selected(service: str | None) -> tuple[str, ...]:
     if service is None:
         return SERVICE_NAMES
-    if service not in SERVICE_NAMES:
-        raise typer.BadParameter(f"unknown service {service!r}; choose from {SERVICE_NAMES}")
+    if service not in ALL_SERVICE_NAMES:
+        raise typer.BadParameter(f"unknown service {service!r}; choose from {ALL_SERVICE_NAMES}")
     return (service,)
 
 
@@ -25,13 +40,9 @@ def up_cmd(
     clean: bool = typer.Option(False, "--clean", help="Delete existing data first."),
     service: str | None = typer.Option(None, "--service", help=_SERVICE_HELP),
 ) -> None:
-    """Start the broker and the metrics store in the background and wait until healthy."""
-    try:
-        for state in up(load_settings().dev, clean=clean, only=_selected(service)):
-            typer.echo(state.describe())
-    except DevProcessError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    """Start the broker and InfluxDB in the background and wait until healthy."""
+    for state in up(load_settings().dev, clean=clean, only=_selected(service)):
+        typer.echo(state.describe())
 
 
 @app.command("down")
@@ -39,8 +50,9 @@ def down_cmd(
     clean: bool = typer.Option(False, "--clean", help="Also delete their data."),
     service: str | None = typer.Option(None, "--service", help=_SERVICE_HELP),
 ) -> None:
-    """Stop both services (SIGTERM, then SIGKILL after a timeout)."""
-    stopped = down(load_settings().dev, clean=clean, only=_selected(service))
+    """Stop the services, the cluster too if it runs (SIGTERM, then SIGKILL after a timeout)."""
+    only = _selected(service) if service is not None else ALL_SERVICE_NAMES
+    stopped = down(load_settings().dev, clean=clean, only=only)
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
@@ -56,11 +68,30 @@ def status_cmd(
         raise typer.Exit(1)
 
 
-@app.command("fetch")
-def fetch_cmd() -> None:
-    """Download the Kafka broker jars into the cache (Maven Central; no-op when cached)."""
+@app.command("serve")
+def serve_cmd(
+    service: str = typer.Option(..., "--service", help=f"One of {', '.join(SERVICE_NAMES)}."),
+) -> None:
+    """Run one service in the foreground until SIGTERM or SIGINT (a container's main process)."""
+    from streams.devenv.process import DevProcessError
+    from streams.devenv.serve import serve
+
     try:
-        typer.echo(KafkaBroker(load_settings().dev).fetch_jars())
+        code = serve(load_settings().dev, _selected(service)[0])
     except DevProcessError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise CliError(str(exc), "see the service's log above") from exc
+    raise typer.Exit(code)
+
+
+@app.command("fetch")
+def fetch_cmd(
+    service: str | None = typer.Option(None, "--service", help=_SERVICE_HELP),
+) -> None:
+    """Put the services' binaries in the cache: the Kafka jars (Maven Central) and influxd
+    (built with Go from the Go module proxy). A no-op for what is cached already."""
+    dev = load_settings().dev
+    for name in _selected(service):
+        built = (
+            InfluxStore(dev).fetch_binary() if name == "metrics" else KafkaBroker(dev).fetch_jars()
+        )
+        typer.echo(f"{name}: {built}")

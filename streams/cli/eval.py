@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
+from typer import _click
+from typer.core import TyperGroup
 
-from streams.config import REPO_ROOT, load_settings
+from streams.cli.eval_options import fail as _fail
+from streams.cli.eval_options import parse_policy_config
+from streams.config import PACKAGE_DIR, load_settings
 
-DEFAULT_CATALOG = REPO_ROOT / "streams" / "resources" / "catalog.json"
+DEFAULT_CATALOG = PACKAGE_DIR / "resources" / "catalog.json"
 catalog_app = typer.Typer(no_args_is_help=True, help="Build the routing catalog from real data.")
 
 
@@ -45,33 +48,39 @@ def _pairs(text: str | None) -> dict[str, float]:
 
 
 def _start_ms(text: str | None) -> int | None:
+    """``--start``: the one time parser (ISO-8601, epoch ms, ``6h`` ago)."""
     if text is None:
         return None
-    try:
-        return int(np.datetime64(text.replace("Z", ""), "ms").astype(np.int64))
-    except ValueError:
-        raise typer.BadParameter(f"--start wants an ISO date/time (UTC), got {text!r}") from None
+    from streams.cli.tools import time_option
+
+    return time_option("--start", text)
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
+# A typer command: its signature is one annotated parameter per CLI option (most of its
+# length); the body only resolves them into a scenario and runs it.
 def eval_cmd(
+    json_out: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Data directory whose correctness/, energy/ and carbon/ files are the defaults "
+            "(default GAR_DATA__DIR, else the sample shipped in the package).",
+        ),
+    ] = None,
     correctness: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--correctness",
             help="Correctness CSV(.gz) files (query_id,dataset,model,params_b,correct,"
             "output_tokens_est). Several: --correctness A B or repeat the option.",
         ),
-    ],
-    energy: Annotated[Path, typer.Option("--energy", help="ML.ENERGY LLM CSV.")],
+    ] = None,
+    energy: Annotated[Path | None, typer.Option("--energy", help="ML.ENERGY LLM CSV.")] = None,
     carbon: Annotated[
-        Path, typer.Option("--carbon", help="Directory of Electricity Maps hourly CSV exports.")
-    ],
-    json_out: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")],
+        Path | None,
+        typer.Option("--carbon", help="Directory of Electricity Maps hourly CSV exports."),
+    ] = None,
     more_correctness: Annotated[
         list[Path] | None, typer.Argument(help="More correctness files (after --correctness).")
     ] = None,
@@ -102,14 +111,32 @@ def eval_cmd(
     days: Annotated[float, typer.Option("--days", help="Length of the period (days).")] = 7.0,
     start: Annotated[
         str | None,
-        typer.Option("--start", help="Period start (UTC ISO); default day 150 of the carbon data."),
+        typer.Option(
+            "--start",
+            help="Period start: ISO-8601 (UTC), epoch ms or 6h (ago); default: day 150.",
+        ),
     ] = None,
     models: Annotated[
         str | None,
         typer.Option(
             "--models",
-            help="Model pool (comma-separated names or 'all-open'); "
-            "default: 5 GSM8K + 5 RouterBench open models, 7B-70B.",
+            help="Model pool: comma-separated names, 'all-open', or a named pool 'gsm8k' | "
+            "'routerbench' | 'default' (5 GSM8K + 5 RouterBench open models, 7B-70B).",
+        ),
+    ] = None,
+    tenants: Annotated[
+        int | None,
+        typer.Option("--tenants", help="Number of tenants, Zipf shares (default: 3 at 50/30/20%)."),
+    ] = None,
+    tenant_skew: Annotated[
+        float, typer.Option("--tenant-skew", help="Zipf exponent of the tenants' shares.")
+    ] = 1.0,
+    dataset_shares: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset-shares",
+            help="Traffic share per dataset, e.g. mbpp=0.05 (the rest split by question "
+            "count; default: uniform over questions).",
         ),
     ] = None,
     mode: Annotated[str, typer.Option("--mode", help="strict | balanced | green.")] = "balanced",
@@ -152,13 +179,17 @@ def eval_cmd(
     ] = False,
     calib_pool_margin: Annotated[
         float,
-        typer.Option("--calib-pool-margin",
-                     help="Pooled daily accuracy margin of the calibration LP (--calibrate)."),
+        typer.Option(
+            "--calib-pool-margin",
+            help="Pooled daily accuracy margin of the calibration LP (--calibrate).",
+        ),
     ] = 0.01,
     calib_floor_margin: Annotated[
         float,
-        typer.Option("--calib-floor-margin",
-                     help="gar-pd's uniform floor margin over the calibrated targets."),
+        typer.Option(
+            "--calib-floor-margin",
+            help="gar-pd's uniform floor margin over the calibrated targets.",
+        ),
     ] = 0.005,
     live: Annotated[
         bool,
@@ -176,7 +207,8 @@ def eval_cmd(
         bool, typer.Option("--keep-topics", help="Keep the --live run's topics for inspection.")
     ] = False,
 ) -> None:
-    """Run every policy and both oracles over a trace built from real data."""
+    """Run every policy and both oracles over a trace built from real data. (The scenario
+    matrix: gar eval matrix --help.)"""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from streams.core import CoreError
@@ -197,14 +229,18 @@ def eval_cmd(
         raise typer.BadParameter("--priors must be calibration or hindsight")
     if signal not in ("direct", "lca"):
         raise typer.BadParameter("--signal must be direct or lca")
-    overrides: dict[str, Any] = {}
-    if policy_overrides:
-        try:
-            overrides = json.loads(policy_overrides)
-        except json.JSONDecodeError as exc:
-            raise typer.BadParameter(f"--policy-config is not JSON: {exc}") from None
+    overrides = parse_policy_config(policy_overrides)
+    root = data or load_settings().data.dir
+    files = [*(correctness or []), *(more_correctness or [])]
+    if not files or energy is None or carbon is None:
+        from streams.data.sample import CARBON, CORRECTNESS, ENERGY, check_data_dir
+
+        check_data_dir(root)
+        files = files or sorted((root / CORRECTNESS).glob("*.csv*"))
+        energy = energy or root / ENERGY
+        carbon = carbon or root / CARBON
     settings = ScenarioSettings(
-        correctness=tuple([*correctness, *(more_correctness or [])]),
+        correctness=tuple(files),
         energy=energy,
         carbon_dir=carbon,
         zones=tuple(_split(zones) or DEFAULT_ZONES),
@@ -217,6 +253,9 @@ def eval_cmd(
         days=days,
         start_ms=_start_ms(start),
         seed=seed,
+        tenants=tenants,
+        tenant_skew=tenant_skew,
+        dataset_shares=_pairs(dataset_shares),
         mode=mode,
         budget_fraction=budget_fraction if budget_fraction > 0 else None,
         policy_overrides=overrides,
@@ -234,7 +273,8 @@ def eval_cmd(
         _fail(str(exc).strip("'\""))
         return
     if live:
-        _live(scn, _split(policies) or ["gar-pd"], json_out, live_timeout_s, keep_topics)
+        live_policies = _split(policies) or [load_settings().worker.policy]  # the worker default
+        _live(scn, live_policies, json_out, live_timeout_s, keep_topics)
         return
     wanted = _split(policies) or default_policies()
     online = [p for p in wanted if p not in ORACLE_NAMES]
@@ -275,30 +315,40 @@ def eval_cmd(
 def _live(
     scn: Any, policies: list[str], json_out: Path, timeout_s: float, keep_topics: bool
 ) -> None:
-    """``gar eval --live``: see streams/eval/live.py."""
-    from streams.eval.live import LiveError, run_live
+    """``gar eval --live``: see streams/orchestration/live_eval.py."""
     from streams.eval.runner import ORACLE_NAMES
+    from streams.orchestration.live_eval import LiveError, run_live
 
     if any(p in ORACLE_NAMES for p in policies):
         _fail("--live runs policies, not the oracles")
     results = {}
     for name in policies:
         try:
-            res = run_live(load_settings(), scn, name, work_dir=json_out.parent / "eval-live",
-                           timeout_s=timeout_s, keep_topics=keep_topics)
+            res = run_live(
+                load_settings(),
+                scn,
+                name,
+                work_dir=json_out.parent / "eval-live",
+                timeout_s=timeout_s,
+                keep_topics=keep_topics,
+            )
         except (LiveError, OSError) as exc:
             _fail(f"{name}: {exc}")
             return
         c = res.comparison
         results[name] = res.to_dict()
-        typer.echo(f"{name}: {c.agree}/{c.n_offline} decisions agree "
-                   f"({100 * c.agree / max(c.n_offline, 1):.2f}%), online {c.n_online}, "
-                   f"dead letters {len(res.dead_letters)}, {res.elapsed_s:.1f} s")
+        typer.echo(
+            f"{name}: {c.agree}/{c.n_offline} decisions agree "
+            f"({100 * c.agree / max(c.n_offline, 1):.2f}%), online {c.n_online}, "
+            f"dead letters {len(res.dead_letters)}, {res.elapsed_s:.1f} s"
+        )
         for m in c.mismatches[:5]:
             typer.echo(f"  mismatch {m}")
     json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps({"live": results, "scenario": scn.describe()}, indent=2,
-                                   default=float) + "\n", encoding="utf-8")
+    json_out.write_text(
+        json.dumps({"live": results, "scenario": scn.describe()}, indent=2, default=float) + "\n",
+        encoding="utf-8",
+    )
     if not all(r["identical"] for r in results.values()):
         raise typer.Exit(1)
 
@@ -319,7 +369,7 @@ def catalog_build(
     from streams.data.errors import DataFileError
     from streams.eval.scenario import resolve_models
 
-    root = data_dir or load_settings().data.shared_data_dir
+    root = data_dir or load_settings().data.dir
     try:
         data = load_correctness(sorted((root / "correctness").glob("*.csv*")))
         profiles = load_energy(root / "energy" / "mlenergy-v3-llm.csv")
@@ -338,7 +388,25 @@ def catalog_build(
                f"{len(built.catalog.regions)} regions")  # fmt: skip
 
 
+class _EvalGroup(TyperGroup):
+    """``gar eval [OPTIONS]`` is the single-scenario evaluation (the hidden ``run``
+    sub-command); ``gar eval matrix ...`` the scenario matrix."""
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = [DEFAULT_EVAL_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+DEFAULT_EVAL_COMMAND = "run"
+
+
 def register(app: typer.Typer) -> None:
-    app.command("eval", no_args_is_help=True)(eval_cmd)
+    from streams.cli.eval_matrix import matrix_cmd
+
+    eval_app = typer.Typer(cls=_EvalGroup, help="Evaluation on real data (see gar eval --help).")
+    eval_app.command(DEFAULT_EVAL_COMMAND, no_args_is_help=True, hidden=True)(eval_cmd)
+    eval_app.command("matrix")(matrix_cmd)
+    app.add_typer(eval_app, name="eval")
     catalog_app.command("build")(catalog_build)
     app.add_typer(catalog_app, name="catalog")

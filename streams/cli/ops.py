@@ -8,22 +8,29 @@ from typing import Annotated, Any
 
 import typer
 
+from streams.cli.errors import CliError
 from streams.config import load_settings
 from streams.report.timespec import parse_time_ms
 
 _OUT = Path("gar-report")
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
-    out = {}
+def _labels(pairs: list[str]) -> dict[str, list[str]]:
+    """``--tag worker=a --tag tenant=x --tag tenant=y``: the dashboards' variables."""
+    from streams.report.flux import VARIABLES
+
+    out: dict[str, list[str]] = {}
     for p in pairs:
         key, sep, value = p.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"--label wants key=value, got {p!r}")
-        out[key] = value
+            raise typer.BadParameter(f"--tag wants key=value, got {p!r}")
+        if key not in VARIABLES:
+            raise typer.BadParameter(f"--tag {key}: choose from {', '.join(VARIABLES)}")
+        out.setdefault(key, []).append(value)
     return out
 
 
+# A typer command: its signature is one annotated parameter per CLI option.
 def report(
     out: Annotated[Path, typer.Option("--out", help="Directory for PNGs + page.")] = _OUT,
     source: Annotated[
@@ -38,7 +45,11 @@ def report(
     ] = 0.0,
     label: Annotated[
         list[str] | None,
-        typer.Option("--label", help="Only series with this label, e.g. worker=host-1."),
+        typer.Option(
+            "--tag",
+            help="A dashboard variable (a metrics tag), e.g. worker=host-1 or tenant=acme "
+            "(repeatable).",
+        ),
     ] = None,
     offsets: Annotated[
         str, typer.Option("--offsets", help="decisions source: offset range FROM:TO.")
@@ -59,14 +70,19 @@ def report(
         raise typer.BadParameter("--until must be after --since")
     step = step_s or max((end_ms - start_ms) / 1000 / 120, 1.0)
     if source == "metrics":
-        from streams.metrics.query import PromClient
+        from streams.metrics.query import FluxClient
         from streams.report.store import views_from_store
 
-        prom = PromClient(settings.influx.url, extra_labels=_labels(label or []))
-        if not prom.healthy():
-            typer.echo(f"error: metrics store not reachable at {settings.influx.url}", err=True)
-            raise typer.Exit(2)
-        views = views_from_store(prom, start_ms / 1000, end_ms / 1000, step)
+        client = FluxClient(settings.influx)
+        if not client.healthy():
+            raise CliError(
+                f"metrics store not reachable at {settings.influx.url}",
+                "start it with `gar dev up` or point GAR_INFLUX__URL at yours",
+            )
+        step = max(round(step), 1)  # Flux windows are whole seconds here
+        views = views_from_store(
+            client, start_ms / 1000, end_ms / 1000, step, variables=_labels(label or [])
+        )
         where = f"metrics store {settings.influx.url}"
     elif source == "decisions":
         from streams.audit.reader import ReadRange, read_decisions
@@ -74,11 +90,14 @@ def report(
 
         rng = ReadRange.parse(offsets) if offsets else ReadRange(start_ms=start_ms, end_ms=end_ms)
         rows = read_decisions(settings, rng, progress=True)
+        from streams.audit.rederive_rows import expand_rows
         from streams.audit.run import load_catalog
-        from streams.metrics.records import LargestBaseline
+        from streams.metrics.decision_metrics import LargestBaseline
 
         try:
-            baseline: LargestBaseline | None = LargestBaseline(load_catalog(settings, catalog))
+            cat = load_catalog(settings, catalog)
+            baseline: LargestBaseline | None = LargestBaseline(cat)
+            rows = expand_rows(settings, rows, cat)  # decisions.v2: every candidate's estimates
         except Exception as exc:  # the report still works, only without the baseline
             typer.echo(f"note: no catalog ({type(exc).__name__}); no always-largest baseline")
             baseline = None
@@ -96,6 +115,8 @@ def report(
     files = write_report(views, out, source=where, start_s=start_ms / 1000, end_s=end_ms / 1000)
     empty = sum(p.empty for v in views for p in v.panels)
     total = sum(len(v.panels) for v in views)
+    for text in (t for v in views for p in v.panels if (t := p.offender_text())):
+        typer.echo(text)
     typer.echo(
         f"wrote {files.markdown} and {files.html} ({len(files.figures)} figures); "
         f"{total - empty}/{total} panels have data"
@@ -119,7 +140,8 @@ def audit(
         int, typer.Option("--lateness-ms", help="How far event time may lag the Kafka timestamp.")
     ] = 3_600_000,
     topic: Annotated[
-        str | None, typer.Option("--topic", help="Decisions topic (full name).")
+        str | None,
+        typer.Option("--topic", help="Decisions topic; the other topics take its prefix."),
     ] = None,
     catalog: Annotated[
         Path | None, typer.Option("--catalog", help="Catalog JSON (default: the worker's).")
@@ -159,6 +181,17 @@ def audit(
     from streams.audit.run import AuditRequest, run_audit
 
     settings = load_settings()
+    if topic is not None:
+        # Every topic the audit reads (policy, completions, requests) comes from one prefix:
+        # the decisions topic's.
+        base = settings.topics.decisions
+        if not topic.endswith(base) or len(topic) == len(base):
+            raise CliError(
+                f"--topic {topic} is not a decisions topic (<prefix>{base})",
+                "give --prefix instead, e.g. gar --prefix demo.1fae13. audit",
+            )
+        settings = load_settings(topics={"prefix": topic[: -len(base)]})
+        topic = None
     rng = _read_range(since, until, offsets, partition, lateness_ms)
     req = AuditRequest(
         rng,
@@ -170,11 +203,7 @@ def audit(
         outcomes=outcomes,
         progress=True,
     )
-    try:
-        report, rows = run_audit(settings, req)
-    except LookupError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    report, rows = run_audit(settings, req)  # LookupError (no such topic): cli.errors
     if json_out is not None:
         write_json(report, json_out)
     if csv_out is not None:
@@ -217,21 +246,27 @@ def metrics_backfill(
         Path | None, typer.Option("--catalog", help="Catalog JSON (default: the worker's).")
     ] = None,
     bucket_s: Annotated[int, typer.Option("--bucket-s", help="Event-time bucket.")] = 60,
-    tag: Annotated[
-        str, typer.Option("--tag", help="worker tag of the backfilled series.")
-    ] = "backfill",
+    tag_pair: Annotated[
+        str, typer.Option("--tag", help="worker=NAME: the worker tag of the backfilled series.")
+    ] = "worker=backfill",
 ) -> None:
     """Rebuild metrics from the decisions (and completions) topics into the metrics store,
     stamped with event time: for a store outage or a run that wrote no metrics."""
     from streams.audit.backfill import backfill
     from streams.audit.outcomes import read_completions
     from streams.audit.reader import ReadRange, read_decisions
+    from streams.audit.rederive_rows import expand_rows
     from streams.audit.run import load_catalog
     from streams.metrics import build_metrics
 
+    key, _, tag = tag_pair.partition("=")
+    if key != "worker" or not tag:
+        raise typer.BadParameter("--tag wants worker=NAME")
     settings = load_settings()
     rng = _read_range(since, until, offsets, None, 3_600_000)
     rows = read_decisions(settings, rng, progress=True)
+    cat = load_catalog(settings, catalog)
+    rows = expand_rows(settings, rows, cat)  # decisions.v2: every candidate's estimates
     completions = read_completions(settings, rows, rng.lateness_ms, 1_000)
     try:
         dead = read_decisions(
@@ -244,7 +279,7 @@ def metrics_backfill(
         metrics,
         rows,
         completions,
-        load_catalog(settings, catalog),
+        cat,
         dead_letters=dead,
         bucket_ms=bucket_s * 1000,
     )
@@ -256,8 +291,24 @@ def metrics_backfill(
         f"{stats.written_points if stats else 0} points written, "
         f"{stats.dropped_points if stats else 0} dropped"
     )
+    times = [t for r in rows if r.record and isinstance(t := r.record.get("ts_ms"), int)]
+    if times:  # the points are at event time: where to find them
+        typer.echo(
+            "dashboards at the event time: "
+            + grafana_link(min(times), max(times), tag)
+            + f"; gar report --since {min(times)} --until {max(times) + bucket_s * 1000}"
+            f" --tag worker={tag}"
+        )
     if stats is not None and stats.dropped_points:
         raise typer.Exit(1)
+
+
+def grafana_link(start_ms: int, end_ms: int, worker: str, uid: str = "gar-carbon") -> str:
+    """A Grafana path (append it to Grafana's base URL) showing one run at its event time."""
+    pad_ms = 60_000
+    return (
+        f"/d/{uid}?from={start_ms - pad_ms}&to={end_ms + pad_ms}&var-worker={worker}&timezone=utc"
+    )
 
 
 def _print_audit(console: Any, report: Any, show: int) -> None:
@@ -269,6 +320,27 @@ def _print_audit(console: Any, report: Any, show: int) -> None:
         f"({report.chain.tenants} tenants), {len(report.chain.duplicates)} duplicates, "
         f"{report.inputs_checked} requests checked at their offsets"
     )
+    if report.rederived and report.rederive_s > 0:
+        console.print(
+            f"re-derived at {report.rederived / report.rederive_s:,.0f} decisions/s "
+            f"({report.rederive_s:.2f} s CPU)"
+        )
+    if report.contexts is not None:
+        c = report.contexts
+        console.print(f"contexts: {c['usable']} usable of {c['records']} read")
+    macs = report.macs
+    if macs is not None:
+        console.print(
+            f"MAC chain: {macs.verified} of {macs.signed} signed records verified with "
+            f"{macs.keys} key(s), {macs.range_heads} range heads, {macs.unsigned} unsigned, "
+            f"[{'green' if not macs.issues else 'red'}]{len(macs.issues)} findings[/]"
+        )
+        for i in macs.issues[:show]:
+            console.print(
+                f"MAC {i.kind} {i.where} tenant={i.tenant}: {i.detail}",
+                soft_wrap=True,
+                markup=False,
+            )
     for w in report.warnings:
         console.print(f"WARNING {w}", soft_wrap=True, markup=False)
     if report.unverifiable:

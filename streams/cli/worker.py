@@ -1,8 +1,10 @@
-"""``gar topics create``, ``gar worker`` and ``gar demo``: the stream-processing control plane."""
+"""``gar topics create|list|describe|delete``, ``gar worker`` and ``gar demo``."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,17 +19,13 @@ console = Console()
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic (and Faust changelog) with the partitions the tables need."""
-    from streams.app.admin import TopicLayoutError, ensure_topics
     from streams.app.catalog import load_catalog
-    from streams.app.topics import topic_specs
+    from streams.kafka.admin import ensure_topics
+    from streams.kafka.topics import topic_specs
 
     settings = load_settings()
     specs = topic_specs(settings, load_catalog(settings).model_names)
-    try:
-        results = asyncio.run(ensure_topics(settings, specs))
-    except TopicLayoutError as exc:
-        console.print(f"[red]topic layout mismatch:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    results = asyncio.run(ensure_topics(settings, specs))  # TopicLayoutError: cli.errors
     table = Table(title=f"topics on {settings.kafka.bootstrap_servers}")
     table.add_column("topic", overflow="fold")
     for col in ("partitions", "cleanup", "status"):
@@ -44,8 +42,86 @@ def topics_create() -> None:
     console.print(table)
 
 
+_PREFIX_HELP = "Only topics whose names start with this (default: the --prefix in force)."
+
+
+def _topic_prefix(prefix: str | None) -> str:
+    return load_settings().topics.prefix if prefix is None else prefix
+
+
+@topics_app.command("list")
+def topics_list(
+    prefix: str | None = typer.Option(None, "--prefix", metavar="PREFIX", help=_PREFIX_HELP),
+    all_topics: bool = typer.Option(False, "--all", help="Every topic on the broker."),
+) -> None:
+    """List topics and their partition counts."""
+    from streams.kafka.admin import list_topic_info
+
+    settings = load_settings()
+    want = "" if all_topics else _topic_prefix(prefix)
+    for info in asyncio.run(list_topic_info(settings, want)):
+        typer.echo(f"{info.name}\t{info.partitions}")
+
+
+@topics_app.command("describe")
+def topics_describe(
+    prefix: str | None = typer.Option(None, "--prefix", metavar="PREFIX", help=_PREFIX_HELP),
+) -> None:
+    """Partitions, cleanup, retention, compression and message counts of each topic."""
+    from streams.kafka.admin import list_topic_info
+
+    settings = load_settings()
+    want = _topic_prefix(prefix)
+    infos = asyncio.run(list_topic_info(settings, want, describe=True))
+    table = Table(title=f"topics {want}* on {settings.kafka.bootstrap_servers}")
+    table.add_column("topic", overflow="fold")
+    for col in ("partitions", "messages", "cleanup", "retention", "compression"):
+        table.add_column(col, justify="right")
+    for i in infos:
+        retention = i.configs.get("retention.ms", "")
+        if retention.lstrip("-").isdigit() and int(retention) > 0:
+            retention = f"{int(retention) / 86_400_000:g} d"
+        table.add_row(
+            i.name,
+            str(i.partitions),
+            str(i.messages),
+            i.configs.get("cleanup.policy", ""),
+            retention,
+            i.configs.get("compression.type", ""),
+        )
+    console.print(table)
+
+
+@topics_app.command("delete")
+def topics_delete(
+    prefix: str = typer.Option(
+        ..., "--prefix", metavar="PREFIX", help="Delete every topic whose name starts with this."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete the topics of one prefix (a demo run's, a test's), with their Faust changelogs
+    when the app id starts with the same prefix."""
+    from streams.cli.errors import CliError
+    from streams.kafka.admin import delete_prefixed_topics, list_topic_info
+
+    if len(prefix) < 2:
+        raise CliError(f"refusing to delete by the prefix {prefix!r}", "give a longer --prefix")
+    settings = load_settings()
+    names = [i.name for i in asyncio.run(list_topic_info(settings, prefix))]
+    if not names:
+        typer.echo(f"no topics start with {prefix!r} on {settings.kafka.bootstrap_servers}")
+        return
+    typer.echo("\n".join(names))
+    if not yes and not typer.confirm(f"delete these {len(names)} topics?"):
+        raise typer.Exit(1)
+    deleted = asyncio.run(delete_prefixed_topics(settings, [prefix]))
+    typer.echo(f"deleted {len(deleted)} topics")
+
+
 def worker(
-    loglevel: str = typer.Option(None, help="log level (default GAR_WORKER__LOG_LEVEL)"),
+    loglevel: str = typer.Option(
+        None, "--loglevel", help="debug|info|warning|error (default GAR_WORKER__LOG_LEVEL)."
+    ),
 ) -> None:
     """Run one router worker (Faust) until interrupted."""
     from streams.app.runner import run_worker
@@ -54,21 +130,53 @@ def worker(
     run_worker(settings, loglevel or settings.worker.log_level)
 
 
-def demo(
-    requests: int = typer.Option(5_000, "--requests", "-n", min=1, help="requests to route"),
-    rate: float = typer.Option(1_000.0, help="requests per second to publish"),
-    poison: float = typer.Option(0.01, help="share of hostile inputs (dead-lettered)"),
-    timeout_s: float = typer.Option(180.0, "--timeout", help="give up after this long"),
+def probe(
+    check: str = typer.Argument(..., help="live (/healthz) or ready (/readyz)"),
+    timeout_s: float = typer.Option(3.0, "--timeout", help="give up after this long"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="print the JSON answer"),
 ) -> None:
-    """Local broker + store must be up: route a stream of real requests end to end and print
-    a summary (exits 1 if any request is unaccounted for)."""
-    from streams.app.demo import run_demo
+    """Ask this worker's web server (GAR_WORKER__WEB_*) whether it is live or ready: exit 0 if
+    so, 1 if not (for exec healthchecks; HTTP probes can ask /healthz and /readyz directly)."""
+    from streams.app.probe import PATHS, run
 
-    code = run_demo(load_settings(), requests, rate, poison, timeout_s, console)
+    if check not in PATHS:
+        raise typer.BadParameter(f"expected one of {sorted(PATHS)}", param_hint="CHECK")
+    raise typer.Exit(run("live" if check == "live" else "ready", timeout_s, verbose))
+
+
+def demo(
+    requests: Annotated[
+        int, typer.Option("--requests", "-n", min=1, help="Requests to route.")
+    ] = 5_000,
+    rate: Annotated[float, typer.Option("--rate", help="Requests per second to publish.")] = 1e3,
+    poison: Annotated[
+        float,
+        typer.Option("--poison", min=0.0, max=1.0, help="Share of hostile inputs (dead-lettered)."),
+    ] = 0.01,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout", help="Give up after this many seconds.")
+    ] = 180.0,
+    keep_topics: Annotated[
+        bool, typer.Option("--keep-topics", help="Keep the run's demo.<id>.* topics (to audit).")
+    ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Full data directory (default GAR_DATA__DIR, else the sample)."
+        ),
+    ] = None,
+) -> None:
+    """Route a stream of real requests end to end on the local broker and print a summary
+    (exits 1 if any request is unaccounted for). Start the services first: gar dev up."""
+    from streams.orchestration.demo import run_demo
+
+    settings = load_settings(**({"data": {"dir": data}} if data else {}))
+    code = run_demo(settings, requests, rate, poison, timeout_s, console, keep_topics=keep_topics)
     raise typer.Exit(code)
 
 
 def register(root: typer.Typer) -> None:
     root.add_typer(topics_app, name="topics")
     root.command("worker")(worker)
+    root.command("probe")(probe)
     root.command("demo")(demo)

@@ -28,9 +28,16 @@ from streams.core.errors import (
 from streams.core.estimators import EstimatorSnapshot, EstimatorState
 from streams.core.feedback import fold_feedback
 from streams.core.inputs import Completion, Request
-from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensity
+from streams.core.intensity import IntensityInForce, IntensityReading, IntensityView
 from streams.core.oracle import ORACLES, OracleError, OracleResult, oracle_lp, oracle_perfect
-from streams.core.policies import Policy, decide, get_policy, policy_names, register_policy
+from streams.core.policies import (
+    Policy,
+    decide,
+    find_policy,
+    get_policy,
+    policy_names,
+    register_policy,
+)
 from streams.core.policy_config import MODES, Mode, PolicyConfig
 from streams.core.replay import (
     Rederived,
@@ -57,6 +64,7 @@ __all__ = [
     "EstimatorSnapshot",
     "EstimatorState",
     "IntensityError",
+    "IntensityInForce",
     "IntensityReading",
     "IntensityView",
     "Mode",
@@ -76,10 +84,10 @@ __all__ = [
     "StateError",
     "TelemetryError",
     "TenantState",
-    "ZoneIntensity",
     "check_chain",
     "compare_records",
     "decide",
+    "find_policy",
     "fold_feedback",
     "get_policy",
     "oracle_lp",

@@ -9,7 +9,8 @@ vectorised; policies only loop where the duals make request i depend on request 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from hashlib import blake2b
 from operator import attrgetter
 
 import numpy as np
@@ -23,15 +24,26 @@ from streams.core.estimators import (
     EstimatorSnapshot,
     EstimatorState,
     beta_lcb,
+    kl_ucb,
 )
 from streams.core.inputs import Request
-from streams.core.intensity import IntensityReading, IntensityView, ZoneIntensity
+from streams.core.intensity import IntensityInForce, IntensityReading, IntensityView
 from streams.core.policy_config import LATENCY_QUANTILES, PolicyConfig
 
 BoolArray = npt.NDArray[np.bool_]
 _REQUEST_COLUMNS = attrgetter(
-    "dataset", "client_region", "ts_ms", "input_tokens", "output_tokens_est", "floor",
-    "latency_cap_ms", "allow_models", "deny_models", "allow_regions", "deny_regions")
+    "dataset",
+    "client_region",
+    "ts_ms",
+    "input_tokens",
+    "output_tokens_est",
+    "floor",
+    "latency_cap_ms",
+    "allow_models",
+    "deny_models",
+    "allow_regions",
+    "deny_regions",
+)
 J_PER_KWH = 3.6e6
 REFERENCE_INTENSITY_G_PER_KWH = 400.0
 
@@ -55,6 +67,10 @@ class Estimates:
     intensity_stale: BoolArray  # (N, R)
     accuracy_choice: FloatArray | None = None
     """(N, K) optimistic accuracy gar-pd chooses on (config.explore_z > 0), else None."""
+    intensity_reading: IntArray | None = None
+    """(N, R) index into ``RoutingContext.region_history`` of the reading in force at each
+    request's event time (-1: none at or before it), or None when every request is priced
+    with its region's latest reading (the live case)."""
 
     @property
     def n(self) -> int:
@@ -64,17 +80,119 @@ class Estimates:
         """The estimates of ``rows`` (in that order) as a new batch."""
         idx = np.asarray(rows, dtype=np.int64)
         return Estimates(
-            [self.requests[int(i)] for i in idx], self.dataset_idx[idx], self.ts_ms[idx],
-            self.floor[idx], self.latency_cap_ms[idx], self.co2_g[idx], self.accuracy[idx],
-            self.latency_ms[idx], self.eligible[idx], self.latency_ok[idx],
-            self.intensity_g_per_kwh[idx], self.intensity_age_ms[idx],
+            [self.requests[int(i)] for i in idx],
+            self.dataset_idx[idx],
+            self.ts_ms[idx],
+            self.floor[idx],
+            self.latency_cap_ms[idx],
+            self.co2_g[idx],
+            self.accuracy[idx],
+            self.latency_ms[idx],
+            self.eligible[idx],
+            self.latency_ok[idx],
+            self.intensity_g_per_kwh[idx],
+            self.intensity_age_ms[idx],
             self.intensity_stale[idx],
-            None if self.accuracy_choice is None else self.accuracy_choice[idx])
+            None if self.accuracy_choice is None else self.accuracy_choice[idx],
+            None if self.intensity_reading is None else self.intensity_reading[idx],
+        )
 
 
 def _by_dataset(by_model: FloatArray, cand_model_idx: IntArray) -> FloatArray:
     """(M, D) per model -> (D, K) per candidate, rows contiguous for row gathers."""
     out: FloatArray = np.ascontiguousarray(by_model[cand_model_idx, :].T)
+    return out
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    z = x + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    out: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+    return out
+
+
+def request_normals(requests: Sequence[Request], m: int) -> FloatArray:
+    """(N, m) standard normal draws that depend only on each request's (tenant, request id):
+    blake2b seeds, splitmix64 streams, Box-Muller."""
+    seeds = np.fromiter(
+        (
+            int.from_bytes(
+                blake2b(f"{r.tenant}\x00{r.request_id}".encode(), digest_size=8).digest(),
+                "little",
+            )
+            for r in requests
+        ),
+        dtype=np.uint64,
+        count=len(requests),
+    )
+    cols = np.arange(2 * m, dtype=np.uint64) * _GOLDEN
+    with np.errstate(over="ignore"):
+        bits = _splitmix64(seeds[:, None] + cols[None, :])
+    u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    u1, u2 = u[:, :m], u[:, m:]
+    out: FloatArray = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    return out
+
+
+ANCHOR_THRESHOLD = 0.5 * 2.5**2
+"""KL threshold at which observed answers reject a model's benchmark claim (z = 2.5)."""
+
+
+def optimistic_accuracy(
+    config: PolicyConfig,
+    snap: EstimatorSnapshot,
+    acc_score: FloatArray,
+    catalog: Catalog,
+    floors: FloatArray,
+) -> FloatArray:
+    """(M, D) accuracy gar-pd chooses on when it explores (optimism under uncertainty). Both
+    rules are deterministic, so a decision re-derives from its record.
+
+    * ``sd``: scoring accuracy + explore_z x posterior sd; the bonus shrinks as 1/sqrt(n).
+    * ``kl-ucb``: the KL upper confidence bound with threshold explore_z x ln(e + N_d), N_d
+      = graded answers observed on the dataset over the deployed models. The threshold grows
+      with the dataset's traffic, so a model whose estimate fell under the others after an
+      unlucky run of answers is eventually tried again (a fixed bonus can abandon it for
+      good: the sample mean of an arm dropped after a bad streak is biased low).
+    """
+    sd = np.sqrt(snap.acc_mean * (1.0 - snap.acc_mean) / (snap.acc_n + 1.0))
+    out: FloatArray = np.clip(acc_score + config.explore_z * sd, 0.0, 1.0)
+    if config.explore_rule == "sd":
+        return out
+    if config.explore_rule == "anchored":
+        # The benchmark's claim (the prior mean) stays the optimistic value until the answers
+        # observed so far reject it: it is above their KL upper bound at a strict threshold.
+        # An early unlucky run cannot drop a model the benchmark rates well (the sample mean of
+        # a model dropped after a bad streak is biased low), and a wrong claim is dropped once
+        # the data is conclusive. mu still steps on the posterior mean.
+        obs = snap.acc_obs
+        obs_mean = np.divide(snap.acc_obs_correct, obs, out=np.zeros_like(obs), where=obs > 0)
+        bound = kl_ucb(obs_mean, obs, np.full_like(obs, ANCHOR_THRESHOLD))
+        anchored = np.minimum(snap.acc_prior_mean, np.where(obs > 0, bound, 1.0))
+        return np.maximum(out, np.clip(acc_score + (anchored - snap.acc_mean), 0.0, 1.0))
+    deployed = np.unique(catalog.cand_model_idx)
+    n_d = snap.acc_obs[deployed].sum(axis=0)  # (D,) graded answers on each dataset
+    # Models that serve each dataset: a dataset-specific prior in the catalog.
+    serves = np.asarray(
+        [[d in catalog.models[m].correctness_prior for d in catalog.datasets] for m in deployed]
+    )
+    k_d = np.maximum(serves.sum(axis=0), 1)
+    fair = n_d[None, :] / (k_d[None, :] * np.maximum(snap.acc_n, 1.0))
+    grow = np.log(np.maximum(fair, 1.0))
+    if config.explore_rule == "kl-ucb-short":
+        # Only where no serving model's optimistic accuracy reaches the floor target.
+        best = np.where(serves, out[deployed], -np.inf).max(axis=0)
+        grow = grow * (best < floors + config.floor_margin)[None, :]
+    threshold = 0.5 * config.explore_z**2 + grow
+    ucb = kl_ucb(snap.acc_mean, snap.acc_n, threshold)
+    # Optimism is added on top of the scoring accuracy (the LCB in strict mode).
+    out = np.clip(acc_score + (ucb - snap.acc_mean), 0.0, 1.0)
     return out
 
 
@@ -94,7 +212,10 @@ class RoutingContext:
     ttft_ms: FloatArray  # (K,)
     itl_ms: FloatArray  # (K,)
     cand_pue: FloatArray  # (K,)
-    region_readings: tuple[IntensityReading | None, ...]  # (R,)
+    region_readings: tuple[IntensityReading | None, ...]  # (R,) latest
+    region_history: tuple[tuple[IntensityReading, ...], ...]  # (R,) retained, oldest first
+    region_history_ts_ms: tuple[IntArray, ...]  # (R,) their ts_ms
+    region_history_value: tuple[FloatArray, ...]  # (R,) their values
     region_value: FloatArray  # (R,) latest value
     region_ts_ms: IntArray  # (R,) latest reading ts, -1 missing
     region_fallback: FloatArray  # (R,) stale value
@@ -105,12 +226,18 @@ class RoutingContext:
     out_tokens_dk: FloatArray  # (D, K) snapshot output tokens of each candidate's model
     acc_score_dk: FloatArray  # (D, K) acc_score of each candidate's model
     acc_choice_dk: FloatArray | None  # (D, K) acc_choice likewise
+    sample_sd_dm: FloatArray | None  # (D, M) Thompson sampling: explore_z x posterior sd
     rtt_ck: FloatArray  # (client regions incl. the unknown row, K) RTT to each candidate
     # Overrides -> (validation result, eligibility row): real requests repeat a few allow-lists.
     _override_memo: dict[tuple[object, ...], tuple[str | None, BoolArray]] = field(
-        default_factory=dict, repr=False, compare=False)
+        default_factory=dict, repr=False, compare=False
+    )
+    # tenant -> the context of its override (``for_tenant``), built once per context
+    _tenant_ctx: dict[str, RoutingContext] = field(default_factory=dict, repr=False, compare=False)
     # (PRIOR_P95_FACTOR below the min count)
 
+    # Long on purpose: the per-batch pricing arrays are derived in dependency order in one
+    # place (accuracy score -> feasibility -> carbon), and the context is immutable afterwards.
     @classmethod
     def build(
         cls,
@@ -121,8 +248,11 @@ class RoutingContext:
     ) -> RoutingContext:
         if estimators is None:
             estimators = EstimatorState(catalog)
-        snap = (estimators.snapshot(config.lcb_z) if isinstance(estimators, EstimatorState)
-                else estimators)
+        snap = (
+            estimators.snapshot(config.lcb_z)
+            if isinstance(estimators, EstimatorState)
+            else estimators
+        )
         if snap.acc_mean.shape != (len(catalog.models), len(catalog.datasets)) or (
             snap.energy_scale.shape != (catalog.n_candidates,)
         ):
@@ -135,16 +265,17 @@ class RoutingContext:
         else:  # a snapshot taken for another z: recompute rather than use the wrong bound
             acc_score = beta_lcb(snap.acc_mean, snap.acc_n, config.lcb_z)
         acc_choice = None
-        if config.explore_z > 0:
-            # Optimism under uncertainty (UCB): deterministic, so a decision re-derives from its
-            # record; the bonus shrinks as 1/sqrt(observations).
-            sd = np.sqrt(snap.acc_mean * (1.0 - snap.acc_mean) / (snap.acc_n + 1.0))
-            acc_choice = np.clip(acc_score + config.explore_z * sd, 0.0, 1.0)
-            acc_choice.flags.writeable = False
         floors = np.asarray([config.floor_min_for(d) for d in catalog.datasets])
         if config.adaptive_floor_alpha is not None:
             best = snap.acc_mean[np.unique(catalog.cand_model_idx)].max(axis=0)
             floors = np.maximum(floors, config.adaptive_floor_alpha * best)
+        sample_sd = None
+        if config.explore_z > 0 and config.explore_rule == "thompson":
+            sd = np.sqrt(snap.acc_mean * (1.0 - snap.acc_mean) / (snap.acc_n + 1.0))
+            sample_sd = config.explore_z * sd
+        elif config.explore_z > 0:
+            acc_choice = optimistic_accuracy(config, snap, acc_score, catalog, floors)
+            acc_choice.flags.writeable = False
         cm, cr = catalog.cand_model_idx, catalog.cand_region_idx
         models = catalog.models
         pre = np.asarray([m.prefill_energy_j for m in models])[cm] * snap.energy_scale
@@ -165,6 +296,9 @@ class RoutingContext:
             ref = max(ref, 1e-12)
         readings: list[IntensityReading | None] = []
         value, ts, fallback = [], [], []
+        history = tuple(
+            tuple(sorted(view.history(r.zone), key=lambda h: h.ts_ms)) for r in catalog.regions
+        )
         for r in catalog.regions:
             rd = view.latest(r.zone)
             readings.append(rd)
@@ -173,26 +307,66 @@ class RoutingContext:
             rmax = view.recent_max(r.zone)
             fallback.append(rmax if rmax is not None else config.stale_intensity_g_per_kwh)
         arrays = dict(
-            acc_score=acc_score, floors=floors, e_pre_j=pre, e_in_j=e_in, e_out_j=e_out,
+            acc_score=acc_score,
+            floors=floors,
+            e_pre_j=pre,
+            e_in_j=e_in,
+            e_out_j=e_out,
             ttft_ms=np.asarray([m.ttft_ms for m in models])[cm],
             itl_ms=np.asarray([m.itl_ms for m in models])[cm],
-            cand_pue=cand_pue, region_value=np.asarray(value, dtype=np.float64),
+            cand_pue=cand_pue,
+            region_value=np.asarray(value, dtype=np.float64),
             region_ts_ms=np.asarray(ts, dtype=np.int64),
             region_fallback=np.asarray(fallback, dtype=np.float64),
             params_b=np.asarray([m.params_b for m in models]),
             latency_factor=np.nan_to_num(
                 snap.latency_factor_q[LATENCY_QUANTILES.index(config.latency_quantile)],
-                nan=PRIOR_P95_FACTOR),
+                nan=PRIOR_P95_FACTOR,
+            ),
             out_tokens_dk=_by_dataset(snap.out_tokens, cm),
             acc_score_dk=_by_dataset(acc_score, cm),
             rtt_ck=np.ascontiguousarray(catalog.rtt_ms[:, cr]),
         )
         acc_choice_dk = None if acc_choice is None else _by_dataset(acc_choice, cm)
-        for a in (*arrays.values(), *([] if acc_choice_dk is None else [acc_choice_dk])):
+        sample_sd_dm = None if sample_sd is None else np.ascontiguousarray(sample_sd.T)
+        extra = [a for a in (acc_choice_dk, sample_sd_dm) if a is not None]
+        for a in (*arrays.values(), *extra):
             a.flags.writeable = False
-        return cls(catalog=catalog, config=config, snapshot=snap, intensity=view,
-                   carbon_ref_g=ref, acc_choice=acc_choice, acc_choice_dk=acc_choice_dk,
-                   region_readings=tuple(readings), **arrays)
+        return cls(
+            catalog=catalog,
+            config=config,
+            snapshot=snap,
+            intensity=view,
+            carbon_ref_g=ref,
+            acc_choice=acc_choice,
+            acc_choice_dk=acc_choice_dk,
+            sample_sd_dm=sample_sd_dm,
+            region_readings=tuple(readings),
+            region_history=history,
+            region_history_ts_ms=tuple(
+                np.asarray([h.ts_ms for h in hist], dtype=np.int64) for hist in history
+            ),
+            region_history_value=tuple(
+                np.asarray([h.intensity_g_per_kwh for h in hist], dtype=np.float64)
+                for hist in history
+            ),
+            **arrays,
+        )
+
+    def for_tenant(self, tenant: str) -> RoutingContext:
+        """The context a tenant's requests are priced and decided with: this one, or one built
+        on the same estimators and intensities with the tenant's override applied
+        (``PolicyConfig.for_tenant``)."""
+        if tenant not in self.config.tenant_overrides:
+            return self
+        hit = self._tenant_ctx.get(tenant)
+        if hit is None:
+            cfg = self.config.for_tenant(tenant)
+            hit = RoutingContext.build(self.catalog, cfg, self.snapshot, self.intensity)
+            if self.config.carbon_ref_g is None and cfg.carbon_ref_g is None:
+                hit = replace(hit, carbon_ref_g=self.carbon_ref_g)
+            self._tenant_ctx[tenant] = hit
+        return hit
 
     # --- validation ----------------------------------------------------------------------------
     def validate(self, req: Request) -> str | None:
@@ -237,8 +411,9 @@ class RoutingContext:
                 bad.append((r, why))
         return ok, bad
 
-    def _eligible_rows(self, requests: Sequence[Request],
-                       keys: Iterable[tuple[object, ...]]) -> BoolArray:
+    def _eligible_rows(
+        self, requests: Sequence[Request], keys: Iterable[tuple[object, ...]]
+    ) -> BoolArray:
         """(N, K) eligibility of a batch with overrides: each distinct override tuple (a
         batch repeats a few allow-lists) is validated and priced once, then one gather.
         Raises ``RequestError`` for the first request that fails ``validate``."""
@@ -277,11 +452,50 @@ class RoutingContext:
         return out
 
     # --- pricing -------------------------------------------------------------------------------
-    def zone_intensity(self, region_idx: int, ts_ms: int) -> ZoneIntensity:
+    def zone_intensity(self, region_idx: int, ts_ms: int) -> IntensityInForce:
         cfg = self.config
         zone = self.catalog.regions[region_idx].zone
-        return self.intensity.resolve(zone, ts_ms, cfg.intensity_max_age_ms,
-                                      cfg.stale_intensity_g_per_kwh)
+        return self.intensity.resolve(
+            zone, ts_ms, cfg.intensity_max_age_ms, cfg.stale_intensity_g_per_kwh
+        )
+
+    def _intensity_in_force(
+        self, ts: IntArray
+    ) -> tuple[FloatArray, IntArray, BoolArray, IntArray | None]:
+        """(N, R) intensity used, age (-1: no reading in force), stale flag, and the index of
+        the reading in force in ``region_history`` (None when it is the latest everywhere).
+
+        A request is priced with the newest reading at or before its event time. Live that is
+        the latest reading; a replayed or backfilled trace, or a feed that publishes ahead
+        (forecasts), has newer readings that must not price an older request. A zone with no
+        reading at or before the request counts as having none: stale, priced conservatively.
+        """
+        cfg = self.config
+        latest_ts = self.region_ts_ms
+        rts = np.broadcast_to(latest_ts, (ts.size, latest_ts.size))
+        value = np.broadcast_to(self.region_value, rts.shape)
+        reading_idx: IntArray | None = None
+        ahead = rts > ts[:, None]
+        if ahead.any():
+            rts, value = rts.copy(), value.copy()
+            reading_idx = np.empty(rts.shape, dtype=np.int64)
+            for r in range(rts.shape[1]):
+                h_ts = self.region_history_ts_ms[r]
+                if not ahead[:, r].any():
+                    reading_idx[:, r] = h_ts.size - 1
+                    continue
+                pos = np.searchsorted(h_ts, ts, side="right") - 1
+                found = pos >= 0
+                at = np.maximum(pos, 0)
+                rts[:, r] = np.where(found, h_ts[at], -1)
+                value[:, r] = np.where(found, self.region_history_value[r][at], 0.0)
+                reading_idx[:, r] = pos
+        missing = rts < 0
+        age = ts[:, None] - rts
+        stale = (age > cfg.intensity_max_age_ms) | missing
+        used = np.where(stale, self.region_fallback[None, :], value)
+        age = np.where(missing, -1, age)
+        return used, age, stale, reading_idx
 
     def estimate(self, requests: Sequence[Request]) -> Estimates:
         """Price every request against every candidate. Raises ``RequestError`` if a request
@@ -321,15 +535,16 @@ class RoutingContext:
             has_given = ~np.isnan(given)
             out_tok = np.where(has_given[:, None], given[:, None], out_tok)
         energy_j = self.e_pre_j + self.e_in_j * in_tok[:, None] + self.e_out_j * out_tok
-        # Intensity per (request, region) with the stale rule.
-        missing = self.region_ts_ms < 0
-        age = ts[:, None] - self.region_ts_ms[None, :]
-        stale = (age > cfg.intensity_max_age_ms) | missing[None, :]
-        used = np.where(stale, self.region_fallback[None, :], self.region_value[None, :])
-        age = np.where(missing[None, :], -1, np.maximum(age, 0))
+        used, age, stale, reading_idx = self._intensity_in_force(ts)
         co2 = energy_j * (used[:, cr] * (self.cand_pue / J_PER_KWH))
         acc = self.acc_score_dk[d_idx]
         acc_ch = None if self.acc_choice_dk is None else self.acc_choice_dk[d_idx]
+        if self.sample_sd_dm is not None and n:
+            # Thompson sampling, reproducible: each request's draw per model comes from a hash
+            # of (tenant, request id), so a re-derivation draws the same numbers.
+            z = request_normals(requests, self.sample_sd_dm.shape[1])
+            draw = self.acc_score_dk[d_idx] + (self.sample_sd_dm[d_idx] * z)[:, cat.cand_model_idx]
+            acc_ch = np.clip(draw, 0.0, 1.0)
         # p95 serving latency = the candidate's p95 slowness factor x the catalog's latency for
         # this request's estimated output tokens (per request, so short answers look fast).
         nominal = np.maximum(self.ttft_ms + self.itl_ms * out_tok, 1.0)
@@ -338,7 +553,24 @@ class RoutingContext:
         arrays = (d_idx, ts, floor, cap, co2, acc, latency, eligible, lat_ok, used, age, stale)
         for a in arrays:
             a.flags.writeable = False
+        if reading_idx is not None:
+            reading_idx.flags.writeable = False
         if acc_ch is not None:
             acc_ch.flags.writeable = False
-        return Estimates(requests, d_idx, ts, floor, cap, co2, acc, latency, eligible, lat_ok,
-                         used, age, stale, acc_ch)
+        return Estimates(
+            requests,
+            d_idx,
+            ts,
+            floor,
+            cap,
+            co2,
+            acc,
+            latency,
+            eligible,
+            lat_ok,
+            used,
+            age,
+            stale,
+            acc_ch,
+            reading_idx,
+        )

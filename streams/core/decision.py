@@ -3,8 +3,8 @@
 A decision keeps a reference to its batch's estimate matrices (no per-decision copies), so
 creating one is cheap; ``to_record()`` converts its row to lists only when called. A caller that
 serialises records can hand ``to_record`` its own ``BatchRows`` whose per-candidate rows are
-already-encoded values (the router's ``streams.app.records.BatchEncoder``): the record is the same,
-only the row containers differ.
+already-encoded values (the router's ``streams.app.record_bytes.BatchEncoder``): the record
+is the same, only the row containers differ.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from streams.core.catalog import FloatArray
 from streams.core.context import BoolArray, Estimates, RoutingContext
-from streams.core.intensity import ZoneIntensity
+from streams.core.intensity import IntensityInForce, IntensityReading
 from streams.core.tenant import Duals
 
 RECORD_FORMAT = "gar-decision/1"
@@ -50,8 +50,9 @@ class DecisionContext:
 
     def rows(self) -> BatchRows:
         if not self.cache:
-            self.cache.append(BatchRows(self.ctx, self.est, self.feasible,
-                                        self.chose_on_optimistic))
+            self.cache.append(
+                BatchRows(self.ctx, self.est, self.feasible, self.chose_on_optimistic)
+            )
         return self.cache[0]
 
 
@@ -80,6 +81,14 @@ class Decision(NamedTuple):
     feedback: float = 0.0
     """Correctness surprise folded into this decision's mu step (``TenantState.surprise``):
     the record's ``accuracy_est`` is the chosen scoring accuracy plus this."""
+    mu_scope: str | None = None
+    """The scope whose pooled accuracy dual priced this decision (``mu_pooled``), else None
+    (the tenant's own dual)."""
+    mu_seq: int = 0
+    """The scope's decision count after this decision (pooled duals only)."""
+    deficit: tuple[float, float] | None = None
+    """gar-target: the (tenant, dataset) running accuracy deficit before and after this
+    decision (its threshold depends on it); None for the other policies."""
 
     @property
     def feasible(self) -> BoolArray:
@@ -128,11 +137,13 @@ class Decision(NamedTuple):
     def latency_ms(self) -> float:
         return float(self.shared.est.latency_ms[self.row, self.candidate])
 
-    def zone_intensity(self) -> ZoneIntensity:
+    def zone_intensity(self) -> IntensityInForce:
         ctx, est = self.shared.ctx, self.shared.est
         r = int(ctx.catalog.cand_region_idx[self.candidate])
         return ctx.zone_intensity(r, int(est.ts_ms[self.row]))
 
+    # Long on purpose: one flat pass that builds one record per routed request; splitting it
+    # adds a call and the unpacked locals' lookups per record on the hot path.
     def to_record(self, rows: BatchRows | None = None) -> dict[str, Any]:
         """JSON-safe dict with everything needed to re-derive this decision (see replay.py).
 
@@ -140,8 +151,28 @@ class Decision(NamedTuple):
         decision of the batch), so each record only indexes lists. ``rows``: the batch's rows
         built by the caller (same batch), e.g. with pre-encoded per-candidate rows."""
         # One unpack instead of an attribute lookup per field (hot path: one record per request).
-        (sh, i, k, reason, lam_b, mu_b, nu_b, lam_a, mu_a, nu_a, budget, left, spend0, count0,
-         in_win, seq, fb) = self
+        (
+            sh,
+            i,
+            k,
+            reason,
+            lam_b,
+            mu_b,
+            nu_b,
+            lam_a,
+            mu_a,
+            nu_a,
+            budget,
+            left,
+            spend0,
+            count0,
+            in_win,
+            seq,
+            fb,
+            mu_scope,
+            mu_seq,
+            _,
+        ) = self
         b = sh.rows() if rows is None else rows
         est = sh.est
         req = est.requests[i]
@@ -188,8 +219,9 @@ class Decision(NamedTuple):
             "intensity_stale": stale,
             "duals_before": {"lambda": lam_b, "mu": mu_b, "nu": nu_b},
             "duals_after": {"lambda": lam_a, "mu": mu_a, "nu": nu_a},
+            **({} if mu_scope is None else {"mu_scope": mu_scope, "mu_seq": mu_seq}),
             "intensity": {
-                **b.reading[ri],
+                **(b.reading[ri] if b.reading_idx is None else b.reading_at(ri, b.reading_idx[j])),
                 "intensity_g_per_kwh": b.used[j],
                 "age_ms": None if age < 0 else age,
                 "stale": stale,
@@ -219,13 +251,42 @@ class BatchRows:
     ``matrix_rows`` converts the three per-candidate (N, K) matrices (CO2, accuracy, latency);
     it must yield, per row, something that serialises to the same JSON as the row's list."""
 
-    __slots__ = ("acc", "age", "cand_region", "cap", "catalog_version", "co2", "deployments",
-                 "eligible_all", "eligible_of", "eligible_sets", "estimator_seq", "feasible_of",
-                 "feasible_sets", "floor", "lat", "mode", "n_regions", "policy_version", "reading",
-                 "stale", "used")
+    __slots__ = (
+        "_history_fields",
+        "acc",
+        "age",
+        "cand_region",
+        "cap",
+        "catalog_version",
+        "co2",
+        "deployments",
+        "eligible_all",
+        "eligible_of",
+        "eligible_sets",
+        "estimator_seq",
+        "feasible_of",
+        "feasible_sets",
+        "floor",
+        "history",
+        "lat",
+        "mode",
+        "n_regions",
+        "policy_version",
+        "reading",
+        "reading_idx",
+        "stale",
+        "used",
+        "zones",
+    )
 
-    def __init__(self, ctx: RoutingContext, est: Estimates, feasible: BoolArray,
-                 chose_on_optimistic: bool = False, matrix_rows: MatrixRows = _tolist) -> None:
+    def __init__(
+        self,
+        ctx: RoutingContext,
+        est: Estimates,
+        feasible: BoolArray,
+        chose_on_optimistic: bool = False,
+        matrix_rows: MatrixRows = _tolist,
+    ) -> None:
         cat = ctx.catalog
         self.co2: Sequence[Any] = matrix_rows(est.co2_g)
         # The per-candidate accuracy is what the policy chose on (the optimistic one when it
@@ -253,17 +314,39 @@ class BatchRows:
         self.mode = ctx.config.mode
         self.catalog_version = cat.version
         self.estimator_seq = ctx.snapshot.seq
-        self.reading: list[dict[str, Any]] = []
-        for reg, rd in zip(cat.regions, ctx.region_readings, strict=True):
-            self.reading.append({
-                "zone": reg.zone,
-                "reading_g_per_kwh": None if rd is None else rd.intensity_g_per_kwh,
-                "ts_ms": None if rd is None else rd.ts_ms,
-                "source": None if rd is None else rd.source,
-                "signal_type": None if rd is None else rd.signal_type,
-                "estimated": None if rd is None else rd.estimated,
-                "source_offset": None if rd is None else rd.source_offset,
-            })
+        self.zones: list[str] = [reg.zone for reg in cat.regions]
+        self.reading: list[dict[str, Any]] = [
+            _reading_fields(zone, rd)
+            for zone, rd in zip(self.zones, ctx.region_readings, strict=True)
+        ]
+        # Requests priced with an older reading than the latest (a replay, a feed ahead):
+        # each (request, region)'s reading in force, flat like ``used``.
+        self.history = ctx.region_history
+        self.reading_idx: list[int] | None = (
+            None if est.intensity_reading is None else est.intensity_reading.ravel().tolist()
+        )
+        self._history_fields: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def reading_at(self, region: int, pos: int) -> dict[str, Any]:
+        """The record fields of region ``region``'s retained reading ``pos`` (-1: none)."""
+        key = (region, pos)
+        got = self._history_fields.get(key)
+        if got is None:
+            rd = self.history[region][pos] if pos >= 0 else None
+            got = self._history_fields[key] = _reading_fields(self.zones[region], rd)
+        return got
+
+
+def _reading_fields(zone: str, rd: IntensityReading | None) -> dict[str, Any]:
+    return {
+        "zone": zone,
+        "reading_g_per_kwh": None if rd is None else rd.intensity_g_per_kwh,
+        "ts_ms": None if rd is None else rd.ts_ms,
+        "source": None if rd is None else rd.source,
+        "signal_type": None if rd is None else rd.signal_type,
+        "estimated": None if rd is None else rd.estimated,
+        "source_offset": None if rd is None else rd.source_offset,
+    }
 
 
 def _row_cols(mask: BoolArray) -> tuple[list[list[int]], list[int]]:
@@ -277,7 +360,7 @@ def _row_cols(mask: BoolArray) -> tuple[list[list[int]], list[int]]:
     packed = np.packbits(mask, axis=1)
     words = -(-packed.shape[1] // 8)
     padded = np.zeros((n, 8 * words), dtype=np.uint8)
-    padded[:, :packed.shape[1]] = packed
+    padded[:, : packed.shape[1]] = packed
     keys = padded.view(np.uint64)
     if words == 1:
         _, first, which = np.unique(keys[:, 0], return_index=True, return_inverse=True)

@@ -47,6 +47,37 @@ def beta_lcb(mean: FloatArray, n: FloatArray, z: float) -> FloatArray:
     return out
 
 
+def bernoulli_kl(p: FloatArray, q: FloatArray) -> FloatArray:
+    """KL(Bernoulli(p) || Bernoulli(q)), elementwise, with 0 log 0 = 0."""
+    eps = 1e-12
+    p = np.clip(p, 0.0, 1.0)
+    q = np.clip(q, eps, 1.0 - eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = np.where(p > 0.0, p * np.log(p / q), 0.0)
+        t2 = np.where(p < 1.0, (1.0 - p) * np.log((1.0 - p) / (1.0 - q)), 0.0)
+    out: FloatArray = t1 + t2
+    return out
+
+
+KL_UCB_ITERATIONS = 30
+
+
+def kl_ucb(mean: FloatArray, n: FloatArray, threshold: FloatArray) -> FloatArray:
+    """The largest q in [mean, 1] with n x KL(mean || q) <= threshold (KL-UCB, Garivier and
+    Cappe 2011), by bisection; elementwise over broadcast arrays. Bisection has a fixed
+    iteration count, so the result is a pure function of its inputs (re-derivable)."""
+    mean = np.clip(mean, 0.0, 1.0)
+    budget = threshold / np.maximum(n, 1e-12)
+    lo = mean.copy()
+    hi = np.ones_like(mean)
+    for _ in range(KL_UCB_ITERATIONS):
+        mid = 0.5 * (lo + hi)
+        ok = bernoulli_kl(mean, mid) <= budget
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    return lo
+
+
 def nominal_latency_ms(ttft_ms: float, itl_ms: float, output_tokens: float) -> float:
     """The catalog's serving latency for ``output_tokens`` (>= 1 ms): the slowness factor's
     denominator."""
@@ -61,6 +92,9 @@ class EstimatorSnapshot:
     acc_lcb: FloatArray  # (M, D), for z = lcb_z of the snapshot
     lcb_z: float
     acc_n: FloatArray  # (M, D) posterior pseudo-count a + b (to recompute the LCB for any z)
+    acc_obs: FloatArray  # (M, D) graded answers observed (without the prior's pseudo-counts)
+    acc_obs_correct: FloatArray  # (M, D) of which correct
+    acc_prior_mean: FloatArray  # (M, D) the catalog prior's mean (the benchmark's claim)
     out_tokens: FloatArray  # (M, D)
     energy_scale: FloatArray  # (K,)
     latency_p95_ms: FloatArray  # (K,), NaN where fewer than LATENCY_MIN_COUNT samples
@@ -68,6 +102,43 @@ class EstimatorSnapshot:
     latency_factor_q: FloatArray  # (len(LATENCY_QUANTILES), K) the factor at each quantile
     latency_count: FloatArray  # (K,)
     seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: every array as nested lists (NaN as null when written as JSON); floats
+        written shortest-round-trip read back to the same bits, so a context rebuilt from this
+        prices requests exactly as the router did."""
+        out: dict[str, Any] = {"seq": self.seq, "lcb_z": self.lcb_z}
+        for name in SNAPSHOT_ARRAYS:
+            out[name] = getattr(self, name).tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EstimatorSnapshot:
+        try:
+            # dtype float64 turns JSON nulls (NaN written by orjson) back into NaN.
+            arrays = {n: np.array(d[n], dtype=np.float64) for n in SNAPSHOT_ARRAYS}
+            seq, lcb_z = int(d["seq"]), float(d["lcb_z"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise StateError(f"bad estimator snapshot: {e!r}") from e
+        for a in arrays.values():
+            a.flags.writeable = False
+        return cls(lcb_z=lcb_z, seq=seq, **arrays)
+
+
+SNAPSHOT_ARRAYS = (
+    "acc_mean",
+    "acc_lcb",
+    "acc_n",
+    "acc_obs",
+    "acc_obs_correct",
+    "acc_prior_mean",
+    "out_tokens",
+    "energy_scale",
+    "latency_p95_ms",
+    "latency_factor_p95",
+    "latency_factor_q",
+    "latency_count",
+)
 
 
 class EstimatorState:
@@ -106,6 +177,7 @@ class EstimatorState:
                 prior_a[i, j], prior_b[i, j] = p.alpha, p.beta
                 out0[i, j] = spec.output_tokens_for(ds)
         self.prior_a, self.prior_b, self.out_prior = prior_a, prior_b, out0
+        self._ref_energy_j = self._reference_energy_j()
 
     # --- telemetry -----------------------------------------------------------------------------
     def predicted_energy_j(self, k: int, input_tokens: float, output_tokens: float) -> float:
@@ -134,8 +206,10 @@ class EstimatorState:
             self.energy_meas_j[k] += c.energy_j
             self.energy_pred_j[k] += self.predicted_energy_j(k, c.input_tokens, c.output_tokens)
         self.latency[k].add(c.ts_ms, c.latency_ms)
-        self.latency_factor[k].add(c.ts_ms, c.latency_ms / nominal_latency_ms(
-            self._ttft_ms[k], self._itl_ms[k], c.output_tokens))
+        self.latency_factor[k].add(
+            c.ts_ms,
+            c.latency_ms / nominal_latency_ms(self._ttft_ms[k], self._itl_ms[k], c.output_tokens),
+        )
         self.seq += 1
 
     def merge(self, other: EstimatorState) -> EstimatorState:
@@ -151,8 +225,9 @@ class EstimatorState:
         out.out_sum += other.out_sum
         out.energy_meas_j += other.energy_meas_j
         out.energy_pred_j += other.energy_pred_j
-        for mine, theirs in zip(out.latency + out.latency_factor,
-                                other.latency + other.latency_factor, strict=True):
+        for mine, theirs in zip(
+            out.latency + out.latency_factor, other.latency + other.latency_factor, strict=True
+        ):
             mine.merge(theirs)
         out.seq += other.seq
         return out
@@ -161,22 +236,28 @@ class EstimatorState:
         return EstimatorState.from_dict(self.catalog, self.to_dict())
 
     # --- snapshot ------------------------------------------------------------------------------
+    def _reference_energy_j(self) -> FloatArray:
+        """(K,) predicted energy of a reference request per candidate (catalog constants)."""
+        cat = self.catalog
+        ref = np.empty(cat.n_candidates)
+        for i in range(cat.n_candidates):
+            spec = cat.models[int(cat.cand_model_idx[i])]
+            ref[i] = self.predicted_energy_j(i, REFERENCE_INPUT_TOKENS, spec.output_tokens_for("*"))
+        return ref
+
     def snapshot(self, lcb_z: float = 1.645) -> EstimatorSnapshot:
         cat = self.catalog
         a = self.prior_a + self.succ
         b = self.prior_b + self.fail
         n = a + b
+        obs = self.succ + self.fail
         mean = np.divide(a, n, out=np.full_like(a, 0.5), where=n > 0)
         lcb = beta_lcb(mean, n, lcb_z)
         out_tok = (OUTPUT_PRIOR_COUNT * self.out_prior + self.out_sum) / (
             OUTPUT_PRIOR_COUNT + self.out_n
         )
         k = cat.n_candidates
-        ref = np.empty(k)
-        for i in range(k):
-            spec = cat.models[int(cat.cand_model_idx[i])]
-            ref[i] = self.predicted_energy_j(i, REFERENCE_INPUT_TOKENS, spec.output_tokens_for("*"))
-        w0 = ENERGY_PRIOR_REQUESTS * ref
+        w0 = ENERGY_PRIOR_REQUESTS * self._ref_energy_j
         scale = (w0 + self.energy_meas_j) / (w0 + self.energy_pred_j)
         p95 = np.full(k, np.nan)
         fq = np.full((len(LATENCY_QUANTILES), k), np.nan)
@@ -190,11 +271,32 @@ class EstimatorState:
             if cf >= LATENCY_MIN_COUNT:
                 fq[:, i] = [np.nan if v is None else v for v in qs]
         f95 = fq[LATENCY_QUANTILES.index(P95)]
-        arrays = (mean, lcb, n, out_tok, scale, p95, f95, fq, cnt)
+        arrays = (mean, lcb, n, obs, out_tok, scale, p95, f95, fq, cnt)
         for arr in arrays:
             arr.flags.writeable = False
-        return EstimatorSnapshot(mean, lcb, lcb_z, n, out_tok, scale, p95, f95, fq, cnt,
-                                 self.seq)
+        prior_n = self.prior_a + self.prior_b
+        prior_mean = np.divide(
+            self.prior_a, prior_n, out=np.full_like(self.prior_a, 0.5), where=prior_n > 0
+        )
+        correct = self.succ.copy()
+        for arr in (correct, prior_mean):
+            arr.flags.writeable = False
+        return EstimatorSnapshot(
+            mean,
+            lcb,
+            lcb_z,
+            n,
+            obs,
+            correct,
+            prior_mean,
+            out_tok,
+            scale,
+            p95,
+            f95,
+            fq,
+            cnt,
+            self.seq,
+        )
 
     # --- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

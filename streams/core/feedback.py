@@ -19,11 +19,12 @@ from dataclasses import replace
 from streams.core.context import RoutingContext
 from streams.core.errors import TelemetryError
 from streams.core.inputs import Completion
-from streams.core.tenant import TenantState
+from streams.core.tenant import SCOPE_BOOK, TenantState
 
 
 def fold_feedback(
-    ctx: RoutingContext, tenant_states: Mapping[str, TenantState],
+    ctx: RoutingContext,
+    tenant_states: Mapping[str, TenantState],
     completions: Iterable[Completion],
 ) -> dict[str, TenantState]:
     """New states of the tenants whose graded completions are in ``completions`` (in order).
@@ -42,11 +43,14 @@ def fold_feedback(
         if mi is None:
             raise TelemetryError(f"completion for unknown model {c.model!r}")
         di = cat.dataset_idx(c.dataset)
-        sur = pending.get(c.tenant)
+        holder = SCOPE_BOOK if ctx.config.mu_pooled else c.tenant
+        sur = pending.get(holder)
         if sur is None:
-            st = tenant_states.get(c.tenant)
-            sur = pending[c.tenant] = dict(st.surprise) if st is not None else {}
+            st = tenant_states.get(holder)
+            sur = pending[holder] = dict(st.surprise) if st is not None else {}
         ds = cat.datasets[di]
         sur[ds] = sur.get(ds, 0.0) + weight * ((1.0 if c.correct else 0.0) - acc[mi][di])
-    return {t: replace(tenant_states.get(t) or TenantState(t), surprise=sur)
-            for t, sur in pending.items()}
+    return {
+        t: replace(tenant_states.get(t) or TenantState(t), surprise=sur)
+        for t, sur in pending.items()
+    }

@@ -74,7 +74,7 @@ class IntensityReading:
 
 
 @dataclass(frozen=True, slots=True)
-class ZoneIntensity:
+class IntensityInForce:
     """What a decision used for one zone at one event time."""
 
     zone: str
@@ -136,18 +136,24 @@ class IntensityView:
     def _in_force(self, zone: str, ts_ms: int) -> IntensityReading | None:
         """The newest retained reading at or before ``ts_ms``. Live, that is the latest reading;
         in a replay where the feed ran ahead of the requests it keeps future readings out of a
-        decision. If every retained reading is newer than ``ts_ms`` the oldest one is used."""
+        decision. None if every retained reading is newer than ``ts_ms`` (the zone then has no
+        reading in force: stale)."""
         r = self._latest.get(zone)
         if r is None or r.ts_ms <= ts_ms:
             return r
         best: IntensityReading | None = None
-        oldest = r
         for h in self._history.get(zone, ()):
             if h.ts_ms <= ts_ms and (best is None or h.ts_ms > best.ts_ms):
                 best = h
-            if h.ts_ms < oldest.ts_ms:
-                oldest = h
-        return best if best is not None else oldest
+        return best
+
+    def history(self, zone: str) -> tuple[IntensityReading, ...]:
+        """The zone's retained readings (the latest included), in no particular order."""
+        hist = self._history.get(zone, ())
+        latest = self._latest.get(zone)
+        if latest is not None and latest not in hist:
+            hist = (*hist, latest)
+        return hist
 
     def latest(self, zone: str) -> IntensityReading | None:
         return self._latest.get(zone)
@@ -161,16 +167,16 @@ class IntensityView:
 
     def resolve(
         self, zone: str, ts_ms: int, max_age_ms: int, static_g_per_kwh: float
-    ) -> ZoneIntensity:
+    ) -> IntensityInForce:
         """The intensity to price ``zone`` at event time ``ts_ms`` (applies the stale rule)."""
         r = self._in_force(zone, ts_ms)
-        if r is None:
-            return ZoneIntensity(zone, static_g_per_kwh, None, None, True)
+        if r is None:  # no reading, or none at or before ts_ms: stale, priced conservatively
+            return IntensityInForce(zone, self._max.get(zone, static_g_per_kwh), None, None, True)
         age = max(0, ts_ms - r.ts_ms)
         if age > max_age_ms:
             fallback = self._max.get(zone, static_g_per_kwh)
-            return ZoneIntensity(zone, fallback, r, age, True)
-        return ZoneIntensity(zone, r.intensity_g_per_kwh, r, age, False)
+            return IntensityInForce(zone, fallback, r, age, True)
+        return IntensityInForce(zone, r.intensity_g_per_kwh, r, age, False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,3 +196,81 @@ class IntensityView:
             return cls(latest, hist, int(d.get("history_ms", DEFAULT_HISTORY_MS)))
         except (TypeError, AttributeError, ValueError) as e:
             raise IntensityError(f"bad intensity view: {e}") from e
+
+
+def intensity_view_to_columns(view: IntensityView) -> dict[str, Any]:
+    """A compact JSON-safe form of ``view`` for the routing-context record: per zone its
+    retained readings as columns (a column whose values are all equal is that one value)
+    and the index of its latest reading among them. ~40 B per reading instead of ~160."""
+    zones: dict[str, Any] = {}
+    latest = view._latest
+    for z, hist in sorted(view._history.items()):
+        cur = latest.get(z)
+        zones[z] = {
+            "ts_ms": [r.ts_ms for r in hist],
+            "intensity_g_per_kwh": [r.intensity_g_per_kwh for r in hist],
+            "source_offset": [r.source_offset for r in hist],
+            "source": _column([r.source for r in hist]),
+            "signal_type": _column([r.signal_type for r in hist]),
+            "estimated": _column([r.estimated for r in hist]),
+            # The latest reading is normally the newest retained one; kept whole otherwise.
+            "latest": None if cur is None else (hist.index(cur) if cur in hist else cur.to_dict()),
+        }
+    return {"history_ms": view._history_ms, "zones": zones}
+
+
+def intensity_view_from_columns(d: Mapping[str, Any]) -> IntensityView:
+    """The inverse of ``intensity_view_to_columns`` (raises ``IntensityError``)."""
+    try:
+        latest: dict[str, IntensityReading] = {}
+        history: dict[str, tuple[IntensityReading, ...]] = {}
+        for z, c in d["zones"].items():
+            n = len(c["ts_ms"])
+            src, sig, est = (_expand(c[k], n) for k in ("source", "signal_type", "estimated"))
+            hist = tuple(
+                IntensityReading(z, v, t, s, g, e, o)
+                for v, t, s, g, e, o in zip(
+                    c["intensity_g_per_kwh"],
+                    c["ts_ms"],
+                    src,
+                    sig,
+                    est,
+                    c["source_offset"],
+                    strict=True,
+                )
+            )
+            history[z] = hist
+            cur = c.get("latest")
+            if isinstance(cur, int) and not isinstance(cur, bool):
+                latest[z] = hist[cur]
+            elif isinstance(cur, Mapping):
+                latest[z] = IntensityReading.from_dict(cur)
+        return IntensityView(latest, history, int(d["history_ms"]))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise IntensityError(f"bad intensity columns: {e!r}") from e
+
+
+def _column(values: list[Any]) -> Any:
+    return values[0] if values and all(v == values[0] for v in values) else values
+
+
+def _expand(col: Any, n: int) -> list[Any]:
+    if isinstance(col, list):
+        if len(col) != n:
+            raise ValueError(f"column of {len(col)} values for {n} readings")
+        return col
+    return [col] * n
+
+
+def trim_history(
+    readings: Iterable[IntensityReading], history_ms: int = DEFAULT_HISTORY_MS
+) -> tuple[IntensityReading, ...]:
+    """The readings a zone keeps: those within ``history_ms`` of its newest one, oldest first,
+    at most ``MAX_HISTORY_READINGS`` (the newest). What the replicated intensity table stores
+    per zone, so the stale fallback's maximum survives a restart."""
+    hist = list(readings)
+    if not hist:
+        return ()
+    newest = max(r.ts_ms for r in hist)
+    keep = sorted((r for r in hist if newest - r.ts_ms <= history_ms), key=lambda r: r.ts_ms)
+    return tuple(keep[-MAX_HISTORY_READINGS:])

@@ -54,14 +54,19 @@ def sketch_from_dict(d: Mapping[str, Any]) -> DDSketch:
 
 
 class WindowedSketch:
-    """Per-window DDSketches for one candidate."""
+    """Per-window DDSketches for one candidate.
 
-    __slots__ = ("n_windows", "window_ms", "windows")
+    Quantiles are cached until the next ``add``/``merge``: a routing snapshot reads every
+    candidate's quantiles while only the few that received completions changed (re-merging
+    all of them was most of the offline evaluation's time). The cache holds exact values."""
+
+    __slots__ = ("_quantiles", "n_windows", "window_ms", "windows")
 
     def __init__(self, window_ms: int, n_windows: int) -> None:
         self.window_ms = window_ms
         self.n_windows = n_windows
         self.windows: dict[int, DDSketch] = {}
+        self._quantiles: dict[tuple[float, ...], tuple[list[float | None], float]] = {}
 
     def _evict(self) -> None:
         if len(self.windows) > self.n_windows:
@@ -77,9 +82,11 @@ class WindowedSketch:
         if s is None:
             s = self.windows[w] = _new()
         s.add(latency_ms)
+        self._quantiles.clear()
         self._evict()
 
     def merge(self, other: WindowedSketch) -> None:
+        self._quantiles.clear()
         for w, s in other.windows.items():
             mine = self.windows.get(w)
             if mine is None:
@@ -98,17 +105,21 @@ class WindowedSketch:
 
     def quantile(self, q: float) -> tuple[float | None, float]:
         """(q-quantile or None if empty, count)."""
-        m = self.merged()
-        if m.count <= 0:
-            return None, 0.0
-        return m.get_quantile_value(q), float(m.count)
+        values, count = self.quantiles((q,))
+        return values[0], count
 
     def quantiles(self, qs: tuple[float, ...]) -> tuple[list[float | None], float]:
         """(each q-quantile, or None if empty; count), merging the windows once."""
+        hit = self._quantiles.get(qs)
+        if hit is not None:
+            return list(hit[0]), hit[1]
         m = self.merged()
         if m.count <= 0:
-            return [None] * len(qs), 0.0
-        return [m.get_quantile_value(q) for q in qs], float(m.count)
+            out: tuple[list[float | None], float] = ([None] * len(qs), 0.0)
+        else:
+            out = ([m.get_quantile_value(q) for q in qs], float(m.count))
+        self._quantiles[qs] = out
+        return list(out[0]), out[1]
 
     def to_dict(self) -> dict[str, Any]:
         return {str(w): sketch_to_dict(s) for w, s in sorted(self.windows.items())}
@@ -117,7 +128,7 @@ class WindowedSketch:
     def from_dict(cls, d: Mapping[str, Any], window_ms: int, n_windows: int) -> WindowedSketch:
         ws = cls(window_ms, n_windows)
         try:
-            ws.windows = {int(w): sketch_from_dict(s) for w, s in d.items()}
+            ws.windows = {int(w): sketch_from_dict(s) for w, s in d.items()}  # cache still empty
         except ValueError as e:
             raise StateError(f"bad window key: {e}") from e
         ws._evict()

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.core.errors import CoreError
+from streams.core.frontier import efficient_candidates
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -55,30 +56,35 @@ class OracleResult:
 
     @property
     def feasible(self) -> bool:
-        return bool(self.floor_shortfall.max(initial=0.0) <= 1e-7
-                    and self.budget_overspend_g.max(initial=0.0) <= 1e-7)
+        return bool(
+            self.floor_shortfall.max(initial=0.0) <= 1e-7
+            and self.budget_overspend_g.max(initial=0.0) <= 1e-7
+        )
 
 
-def _windows(tenant: IntArray, ts_ms: IntArray, n_tenants: int, window_ms: int,
-             stride_ms: int) -> list[tuple[int, int, int, IntArray]]:
+def _windows(
+    tenant: IntArray, ts_ms: IntArray, n_tenants: int, window_ms: int, stride_ms: int
+) -> list[tuple[int, int, int, IntArray]]:
     out: list[tuple[int, int, int, IntArray]] = []
     for t in range(n_tenants):
         rows = np.flatnonzero(tenant == t)
         if rows.size == 0:
             continue
-        ts = ts_ms[rows]
-        lo, hi = int(ts.min()), int(ts.max())
-        end = lo + stride_ms
-        while True:
-            sel = rows[(ts >= end - window_ms) & (ts < end)]
-            if sel.size:
-                out.append((t, end - window_ms, end, sel))
-            if end > hi:
-                break
-            end += stride_ms
+        by_ts = np.argsort(ts_ms[rows], kind="stable")
+        rows, ts = rows[by_ts], ts_ms[rows][by_ts]
+        lo, hi = int(ts[0]), int(ts[-1])
+        # Window ends lo + stride, lo + 2 stride, ... up to the first end past the last request.
+        ends = lo + stride_ms * np.arange(1, (hi - lo) // stride_ms + 2, dtype=np.int64)
+        first = np.searchsorted(ts, ends - window_ms, side="left")
+        last = np.searchsorted(ts, ends, side="left")
+        for end, i, j in zip(ends.tolist(), first.tolist(), last.tolist(), strict=True):
+            if j > i:
+                out.append((t, end - window_ms, end, rows[i:j]))
     return out
 
 
+# Long on purpose: one LP whose constraint blocks (floors, pools, caps, budget windows) are
+# stacked in the order the variable and row indexing below assumes; read it top to bottom.
 def oracle_lp(
     co2_g: FloatArray,
     accuracy: FloatArray,
@@ -94,6 +100,7 @@ def oracle_lp(
     pool_group: IntArray | None = None,
     pool_floor: FloatArray | None = None,
     group_cap: FloatArray | None = None,
+    reduce: bool = True,
 ) -> OracleResult:
     """Hindsight fractional optimum.
 
@@ -106,7 +113,9 @@ def oracle_lp(
     each pool must meet sum_{i in p} a_i x_i >= sum_{i in p} pool_floor_i (its request-weighted
     floor, the evaluator's per-window rule) on top of the per-group floors. group_cap
     (optional, (G,)): each group's average accuracy must also stay <= its cap (e.g. what is
-    reachable), so a pooled floor's surplus goes to other groups.
+    reachable), so a pooled floor's surplus goes to other groups. reduce (default): solve over
+    each request's efficient candidates only (``streams.core.frontier``: the same optimal value
+    and floor prices; skipped when a cap is given).
     """
     # scipy is imported here so that importing streams.core stays light for the worker.
     from scipy.optimize import linprog
@@ -123,6 +132,12 @@ def oracle_lp(
         raise OracleError("co2_g and accuracy must be finite")
     ok = np.ones((n, k), dtype=bool) if allowed is None else np.asarray(allowed, dtype=bool)
     ok = ok | ~ok.any(axis=1, keepdims=True)
+    # The slack penalties and the scale come from every allowed candidate, so that they are
+    # the same with or without the reduction (infeasible instances trade slacks at their ratio).
+    cmax = float(c[ok].max(initial=0.0))
+    scale = float(np.abs(c[ok]).max(initial=0.0)) or 1.0
+    if reduce and group_cap is None:
+        ok = efficient_candidates(c, a, ok)
     grp = np.asarray(floor_group, dtype=np.int64)
     fl = np.asarray(floors, dtype=np.float64)
     if grp.shape != (n,) or (grp.size and (grp.min() < 0 or grp.max() >= fl.size)):
@@ -132,6 +147,10 @@ def oracle_lp(
     var_of = np.full((n, k), -1, dtype=np.int64)
     var_of[rows, cols] = np.arange(nv)
     cv, av = c[rows, cols], a[rows, cols]
+    # HiGHS's tolerances are absolute (1e-7): with costs of ~1e-4 g per request it stopped
+    # measurably short of the optimum (2e-4 relative, found by the reduction's tests). So the
+    # LP is solved in units of the largest cost: objective and budget rows divided by scale.
+    cs = cv / scale
     g_count = fl.size
     # Budget windows.
     wins: list[tuple[int, int, int, IntArray]] = []
@@ -141,8 +160,11 @@ def oracle_lp(
         b = np.asarray(budgets_g, dtype=np.float64)
         ten = np.asarray(tenant, dtype=np.int64)
         stride = stride_ms or max(window_ms // 4, 1)
-        wins = [w for w in _windows(ten, np.asarray(ts_ms, dtype=np.int64), b.size, window_ms,
-                                    stride) if np.isfinite(b[w[0]])]
+        wins = [
+            w
+            for w in _windows(ten, np.asarray(ts_ms, dtype=np.int64), b.size, window_ms, stride)
+            if np.isfinite(b[w[0]])
+        ]
     n_w = len(wins)
     n_p = 0
     if pool_group is not None:
@@ -156,9 +178,13 @@ def oracle_lp(
     a_eq = csr_matrix((np.ones(nv), (rows, np.arange(nv))), shape=(n, n_cols))
     b_eq = np.ones(n)
     # Floors: -sum a x - s_g <= -F_g n_g.
-    ub_blocks = [coo_matrix((-av, (grp[rows], np.arange(nv))), shape=(g_count, n_cols)),
-                 coo_matrix((-np.ones(g_count), (np.arange(g_count), nv + np.arange(g_count))),
-                            shape=(g_count, n_cols))]
+    ub_blocks = [
+        coo_matrix((-av, (grp[rows], np.arange(nv))), shape=(g_count, n_cols)),
+        coo_matrix(
+            (-np.ones(g_count), (np.arange(g_count), nv + np.arange(g_count))),
+            shape=(g_count, n_cols),
+        ),
+    ]
     counts = np.bincount(grp, minlength=g_count).astype(np.float64)
     b_ub_parts = [-fl * counts]
     if n_w:
@@ -168,23 +194,35 @@ def oracle_lp(
             v = v[v >= 0]
             r_idx.append(np.full(v.size, j))
             c_idx.append(v)
-            vals.append(cv[v])
-        ub_blocks.append(coo_matrix((np.concatenate(vals),
-                                     (np.concatenate(r_idx), np.concatenate(c_idx))),
-                                    shape=(n_w, n_cols)))
-        ub_blocks.append(coo_matrix((-np.ones(n_w), (np.arange(n_w), nv + g_count
-                                                     + np.arange(n_w))), shape=(n_w, n_cols)))
+            vals.append(cs[v])
+        ub_blocks.append(
+            coo_matrix(
+                (np.concatenate(vals), (np.concatenate(r_idx), np.concatenate(c_idx))),
+                shape=(n_w, n_cols),
+            )
+        )
+        ub_blocks.append(
+            coo_matrix(
+                (-np.ones(n_w), (np.arange(n_w), nv + g_count + np.arange(n_w))),
+                shape=(n_w, n_cols),
+            )
+        )
         b = np.asarray(budgets_g, dtype=np.float64)
-        b_ub_parts.append(np.asarray([b[w[0]] for w in wins]))
+        b_ub_parts.append(np.asarray([b[w[0]] for w in wins]) / scale)
     blocks = [(ub_blocks[0] + ub_blocks[1]).tocsr()]
     if n_w:
         blocks.append((ub_blocks[2] + ub_blocks[3]).tocsr())
     if n_p:
         # Pools: -sum_{i in p} a x - s_p <= -sum_{i in p} pool_floor_i.
-        blocks.append((coo_matrix((-av, (pg[rows], np.arange(nv))), shape=(n_p, n_cols))
-                       + coo_matrix((-np.ones(n_p), (np.arange(n_p),
-                                                     nv + g_count + n_w + np.arange(n_p))),
-                                    shape=(n_p, n_cols))).tocsr())
+        blocks.append(
+            (
+                coo_matrix((-av, (pg[rows], np.arange(nv))), shape=(n_p, n_cols))
+                + coo_matrix(
+                    (-np.ones(n_p), (np.arange(n_p), nv + g_count + n_w + np.arange(n_p))),
+                    shape=(n_p, n_cols),
+                )
+            ).tocsr()
+        )
         b_ub_parts.append(-np.bincount(pg, weights=pf, minlength=n_p).astype(np.float64))
     if group_cap is not None:
         # Caps: sum_{i in g} a x <= cap_g n_g (no slack: a cap is never forced, the floor's
@@ -192,39 +230,51 @@ def oracle_lp(
         capv = np.asarray(group_cap, dtype=np.float64)
         if capv.shape != (g_count,):
             raise OracleError("group_cap must be (G,)")
-        blocks.append(coo_matrix((av, (grp[rows], np.arange(nv))),
-                                 shape=(g_count, n_cols)).tocsr())
+        blocks.append(coo_matrix((av, (grp[rows], np.arange(nv))), shape=(g_count, n_cols)).tocsr())
         b_ub_parts.append(np.maximum(capv, fl) * counts)
     a_ub = vstack(blocks).tocsr()
     b_ub = np.concatenate(b_ub_parts)
     # Penalties: a unit of floor shortfall costs more than routing any request anywhere.
-    pen_floor = SLACK_PENALTY * max(float(cv.max(initial=0.0)), 1e-9)
+    # (In scaled units: a floor slack costs SLACK_PENALTY x the largest cost, a budget slack
+    # SLACK_PENALTY per g of overspend, i.e. per 1/scale scaled unit.)
+    pen_floor = SLACK_PENALTY * max(cmax, 1e-9) / scale
     pen_budget = SLACK_PENALTY
-    cost = np.concatenate([cv, np.full(g_count, pen_floor), np.full(n_w, pen_budget),
-                           np.full(n_p, pen_floor)])
+    cost = np.concatenate(
+        [cs, np.full(g_count, pen_floor), np.full(n_w, pen_budget), np.full(n_p, pen_floor)]
+    )
     bounds = np.zeros((n_cols, 2))
     bounds[:, 1] = np.inf
     bounds[:nv, 1] = 1.0
     # scipy-stubs only list dense arrays; HiGHS takes sparse matrices (documented in scipy).
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq,  # type: ignore[call-overload]
-                  bounds=bounds, method="highs")
+    res = linprog(
+        cost,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=b_eq,  # type: ignore[call-overload]
+        bounds=bounds,
+        method="highs",
+    )
     if res.x is None:
         raise OracleError(f"HiGHS failed: {res.message}")
     xv = np.clip(res.x[:nv], 0.0, 1.0)
     marg = np.asarray(res.ineqlin.marginals, dtype=np.float64)
     # Rows: floors, then budget windows, then pools; b_ub holds -F n, so the price is -marginal.
-    dual = -np.concatenate([marg[:g_count], marg[g_count + n_w:g_count + n_w + n_p]])
+    dual = -scale * np.concatenate([marg[:g_count], marg[g_count + n_w : g_count + n_w + n_p]])
     x = np.zeros((n, k))
     x[rows, cols] = xv
     acc_g = np.bincount(grp, weights=(a * x).sum(axis=1), minlength=g_count) / np.maximum(
-        counts, 1.0)
+        counts, 1.0
+    )
     return OracleResult(
-        x=x, choice=x.argmax(axis=1).astype(np.int64), co2_g=float((c * x).sum()),
+        x=x,
+        choice=x.argmax(axis=1).astype(np.int64),
+        co2_g=float((c * x).sum()),
         accuracy_by_group=acc_g,
-        floor_shortfall=np.concatenate([res.x[nv:nv + g_count],
-                                        res.x[nv + g_count + n_w:]]),
-        budget_overspend_g=np.asarray(res.x[nv + g_count:nv + g_count + n_w]),
-        windows=tuple((w[0], w[1], w[2]) for w in wins), status=str(res.message),
+        floor_shortfall=np.concatenate([res.x[nv : nv + g_count], res.x[nv + g_count + n_w :]]),
+        budget_overspend_g=scale * np.asarray(res.x[nv + g_count : nv + g_count + n_w]),
+        windows=tuple((w[0], w[1], w[2]) for w in wins),
+        status=str(res.message),
         floor_dual=np.maximum(dual, 0.0),
     )
 
@@ -243,14 +293,27 @@ def oracle_perfect(
     stride_ms: int | None = None,
     pool_group: IntArray | None = None,
     pool_floor: FloatArray | None = None,
+    reduce: bool = True,
 ) -> OracleResult:
     """``oracle_lp`` with each query's true 0/1 correctness per candidate (same keywords)."""
     corr = np.asarray(correct, dtype=np.float64)
     if not np.isin(corr, (0.0, 1.0)).all():
         raise OracleError("correct must be 0/1")
-    return oracle_lp(co2_g, corr, allowed, floor_group, floors, tenant=tenant, ts_ms=ts_ms,
-                     budgets_g=budgets_g, window_ms=window_ms, stride_ms=stride_ms,
-                     pool_group=pool_group, pool_floor=pool_floor)
+    return oracle_lp(
+        co2_g,
+        corr,
+        allowed,
+        floor_group,
+        floors,
+        tenant=tenant,
+        ts_ms=ts_ms,
+        budgets_g=budgets_g,
+        window_ms=window_ms,
+        stride_ms=stride_ms,
+        pool_group=pool_group,
+        pool_floor=pool_floor,
+        reduce=reduce,
+    )
 
 
 ORACLES = {"oracle-lp": oracle_lp, "oracle-perfect": oracle_perfect}

@@ -16,7 +16,101 @@ from streams.core.errors import PolicyConfigError
 
 Mode = Literal["strict", "balanced", "green"]
 MODES: tuple[Mode, ...] = ("strict", "balanced", "green")
+DEFAULT_MODE: Mode = "balanced"
 LATENCY_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.95)
+ExploreRule = Literal["sd", "anchored", "kl-ucb", "kl-ucb-short", "thompson"]
+EXPLORE_RULES: tuple[ExploreRule, ...] = ("sd", "anchored", "kl-ucb", "kl-ucb-short", "thompson")
+
+
+# The fields each mode sets (``PolicyConfig.preset``; a tenant override's mode applies them too).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Floors and SLO hard with safety margins, LCB scoring; budget soft (lambda only).
+    "strict": {
+        "floor_hard": True,
+        "floor_margin": 0.01,
+        "use_lcb": True,
+        "slo_margin": 0.1,
+        "budget_hard": False,
+        "max_accuracy_loss": 0.0,
+        "mu_warm_start": True,
+    },
+    # Floors met on average by mu, with a 1.5-point margin so that daily windows hold
+    # too, (per request at most 20 points below), learning by optimistic exploration
+    # and realised-correctness feedback; SLO hard, budget soft (lambda). mu is pooled per
+    # requests partition and optimism anchored on the catalog's claim: on the 18-scenario
+    # matrix that misses the fewest floors (docs/routing.md section 5, docs/evaluation.md).
+    "balanced": {
+        "floor_hard": False,
+        "floor_margin": 0.015,
+        "use_lcb": False,
+        "slo_margin": 0.0,
+        "budget_hard": False,
+        "max_accuracy_loss": 0.20,
+        "explore_z": 1.0,
+        "explore_rule": "anchored",
+        "feedback_weight": 0.3,
+        "mu_warm_start": True,
+        "mu_pooled": True,
+        "latency_quantile": 0.8,
+    },
+    # Budget hard; floors soft within a stated maximum loss of 5 points per request.
+    "green": {
+        "floor_hard": False,
+        "floor_margin": 0.0,
+        "use_lcb": False,
+        "slo_margin": 0.0,
+        "budget_hard": True,
+        "max_accuracy_loss": 0.05,
+        "explore_z": 1.0,
+        "feedback_weight": 0.3,
+        "mu_warm_start": True,
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TenantOverride:
+    """One tenant's changes on top of the global policy. ``mode`` applies that mode's preset
+    for the tenant; ``floors`` (per dataset) add to and replace the global floors;
+    ``latency_slo_ms`` and ``budget_g`` replace the global SLO and the tenant's budget. The
+    ``version`` names this override: a decision under it records the policy version
+    ``<global version>+<tenant>@<override version>``."""
+
+    version: str = "1"
+    mode: Mode | None = None
+    floors: Mapping[str, float] = field(default_factory=dict)
+    default_floor: float | None = None
+    latency_slo_ms: float | None = None
+    budget_g: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.version, str) or not self.version:
+            raise PolicyConfigError("tenant override version must be a non-empty string")
+        if self.mode is not None and self.mode not in MODES:
+            raise PolicyConfigError(f"unknown mode {self.mode!r}; expected one of {MODES}")
+        for name, v in (("default_floor", self.default_floor), *self.floors.items()):
+            if v is not None and not (math.isfinite(v) and 0.0 <= v <= 1.0):
+                raise PolicyConfigError(f"tenant floor {name}={v} not in [0, 1]")
+        if self.latency_slo_ms is not None and not (
+            math.isfinite(self.latency_slo_ms) and self.latency_slo_ms > 0
+        ):
+            raise PolicyConfigError("tenant latency_slo_ms must be > 0")
+        if self.budget_g is not None and not (math.isfinite(self.budget_g) and self.budget_g > 0):
+            raise PolicyConfigError("tenant budget_g must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        d["floors"] = dict(self.floors)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | TenantOverride) -> TenantOverride:
+        if isinstance(d, TenantOverride):
+            return d
+        known = {f.name for f in fields(cls)}
+        if unknown := set(d) - known:
+            raise PolicyConfigError(f"unknown tenant override fields {sorted(unknown)}")
+        return cls(**dict(d))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +139,11 @@ class PolicyConfig:
     weight x (correct - estimated accuracy) to the tenant's surprise (``fold_feedback``),
     which the next mu step on that dataset counts; 1 = mu integrates realised accuracy."""
     explore_z: float = 0.0
-    """gar-pd explores: it chooses (score and per-request filter) on the optimistic accuracy
-    scoring accuracy + explore_z x posterior sd, and steps mu on the scoring accuracy."""
+    """gar-pd explores: it chooses (score and per-request filter) on an optimistic accuracy
+    and steps mu on the scoring accuracy. explore_z scales the optimism (0 = off)."""
+    explore_rule: ExploreRule = "sd"
+    """``sd``: scoring accuracy + explore_z x posterior sd. ``kl-ucb``: the KL upper
+    confidence bound with threshold explore_z x ln(e + graded answers on the dataset)."""
 
     # --- latency -----------------------------------------------------------------------------
     latency_slo_ms: float = 5_000.0
@@ -90,6 +187,11 @@ class PolicyConfig:
     """gar-pd: a tenant's first request on a dataset starts mu at the request's own price of
     the floor (``warm_mu``) instead of mu_init, so mu does not spend its first hundreds of
     requests climbing from 0 while accuracy sits under the floor."""
+    mu_pooled: bool = False
+    """gar-pd: one accuracy dual per (scope, dataset), shared by every tenant of the scope (the
+    requests partition), instead of one per (tenant, dataset). The floor is a per-dataset
+    promise over all traffic, and the hindsight LP prices it with one dual per dataset; a
+    thin (tenant, dataset) stream never reaches that price on its own."""
     mu_warmup_gain: float = 0.0
     """gar-pd: a tenant's first ``mu_warmup_n`` mu steps on a dataset are (1 + gain x
     remaining / mu_warmup_n) times the normal step (linear decay to 1), so a new tenant finds
@@ -110,9 +212,16 @@ class PolicyConfig:
     seed: int = 0
     """random baseline: seed mixed with the request id."""
 
+    # --- per tenant ------------------------------------------------------------------------------
+    tenant_overrides: Mapping[str, TenantOverride] = field(default_factory=dict)
+    """tenant -> its floors, SLO, mode and budget on top of the rest (``for_tenant``)."""
+
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise PolicyConfigError(f"unknown mode {self.mode!r}; expected one of {MODES}")
+        if any(not isinstance(o, TenantOverride) for o in self.tenant_overrides.values()):
+            overrides = {t: TenantOverride.from_dict(o) for t, o in self.tenant_overrides.items()}
+            object.__setattr__(self, "tenant_overrides", overrides)
         if not isinstance(self.version, str) or not self.version:
             raise PolicyConfigError("version must be a non-empty string")
         for f in fields(self):
@@ -152,6 +261,8 @@ class PolicyConfig:
         ):
             if getattr(self, name) < 0:
                 raise PolicyConfigError(f"{name} must be >= 0")
+        if self.explore_rule not in EXPLORE_RULES:
+            raise PolicyConfigError(f"explore_rule must be one of {EXPLORE_RULES}")
         if self.latency_slo_ms <= 0 or self.latency_target_ratio <= 0:
             raise PolicyConfigError("latency_slo_ms and latency_target_ratio must be > 0")
         if self.latency_quantile not in LATENCY_QUANTILES:
@@ -176,6 +287,33 @@ class PolicyConfig:
     def bucket_ms(self) -> int:
         return self.budget_window_ms // self.budget_buckets
 
+    def for_tenant(self, tenant: str) -> PolicyConfig:
+        """The config a tenant's requests are decided under: this one, or with the tenant's
+        override applied (its mode's preset, then its floors, SLO and budget) and the version
+        ``<version>+<tenant>@<override version>``."""
+        o = self.tenant_overrides.get(tenant)
+        if o is None:
+            return self
+        changes: dict[str, Any] = {}
+        if o.mode is not None:
+            changes.update(PRESETS[o.mode])
+            changes["mode"] = o.mode
+        if o.floors:
+            changes["floors"] = {**self.floors, **o.floors}
+        if o.default_floor is not None:
+            changes["default_floor"] = o.default_floor
+        if o.latency_slo_ms is not None:
+            changes["latency_slo_ms"] = o.latency_slo_ms
+        if o.budget_g is not None:
+            changes["budgets_g"] = {**self.budgets_g, tenant: o.budget_g}
+        changes["version"] = tenant_version(self.version, tenant, o.version)
+        changes["tenant_overrides"] = {}
+        return replace(self, **changes)
+
+    def base_version(self) -> str:
+        """The global version of a tenant's effective config (``split_version``)."""
+        return split_version(self.version)[0]
+
     def budget_for(self, tenant: str) -> float | None:
         return self.budgets_g.get(tenant, self.default_budget_g)
 
@@ -193,48 +331,42 @@ class PolicyConfig:
         """Mode presets. ``overrides`` replace any field (e.g. budgets, version)."""
         if mode not in MODES:
             raise PolicyConfigError(f"unknown mode {mode!r}; expected one of {MODES}")
-        base: dict[str, Any] = {
-            # Floors and SLO hard with safety margins, LCB scoring; budget soft (lambda only).
-            "strict": {
-                "floor_hard": True,
-                "floor_margin": 0.01,
-                "use_lcb": True,
-                "slo_margin": 0.1,
-                "budget_hard": False,
-                "max_accuracy_loss": 0.0,
-                "mu_warm_start": True,
-            },
-            # Floors met on average by mu, with a 1.5-point margin so that daily windows hold
-            # too, (per request at most 20 points below), learning by optimistic exploration
-            # and realised-correctness feedback; SLO hard, budget soft (lambda).
-            "balanced": {
-                "floor_hard": False,
-                "floor_margin": 0.015,
-                "use_lcb": False,
-                "slo_margin": 0.0,
-                "budget_hard": False,
-                "max_accuracy_loss": 0.20,
-                "explore_z": 1.0,
-                "feedback_weight": 0.3,
-                "mu_warm_start": True,
-                "latency_quantile": 0.8,
-            },
-            # Budget hard; floors soft within a stated maximum loss of 5 points per request.
-            "green": {
-                "floor_hard": False,
-                "floor_margin": 0.0,
-                "use_lcb": False,
-                "slo_margin": 0.0,
-                "budget_hard": True,
-                "max_accuracy_loss": 0.05,
-                "explore_z": 1.0,
-                "feedback_weight": 0.3,
-                "mu_warm_start": True,
-            },
-        }[mode]
+        base: dict[str, Any] = dict(PRESETS[mode])
         base["mode"] = mode
         base.update(overrides)
         return cls(**base)
+
+    @classmethod
+    def default(cls, **overrides: Any) -> PolicyConfig:
+        """The product's default policy: the ``balanced`` preset (what the worker routes with
+        before any policy record arrives, and what the evaluation measures). ``PolicyConfig()``
+        itself is the neutral base the presets are built on."""
+        return cls.preset(DEFAULT_MODE, **overrides)
+
+    @classmethod
+    def from_record(cls, d: Mapping[str, Any]) -> PolicyConfig:
+        """A policy record's config: its ``mode``'s preset (``balanced`` when it names none)
+        with the record's explicit fields on top, so publishing ``{"mode": "green"}`` switches
+        every setting of the green preset, not just the label."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise PolicyConfigError(f"unknown policy config fields {sorted(unknown)}")
+        mode = d.get("mode", DEFAULT_MODE)
+        if mode not in MODES:
+            raise PolicyConfigError(f"unknown mode {mode!r}; expected one of {MODES}")
+        try:
+            return cls.preset(mode, **{k: v for k, v in d.items() if k != "mode"})
+        except TypeError as e:
+            raise PolicyConfigError(str(e)) from e
+
+    def preset_overrides(self) -> dict[str, Any]:
+        """The fields that differ from this config's mode preset (plus the version): the
+        smallest policy record that ``from_record`` turns back into this config."""
+        base = PolicyConfig.preset(self.mode).to_dict()
+        mine = self.to_dict()
+        out = {k: v for k, v in mine.items() if k in ("version", "mode") or v != base.get(k)}
+        return out
 
     def with_(self, **changes: Any) -> PolicyConfig:
         return replace(self, **changes)
@@ -245,6 +377,7 @@ class PolicyConfig:
         d["budgets_g"] = dict(self.budgets_g)
         d["mu_init_by_dataset"] = dict(self.mu_init_by_dataset)
         d["floor_targets"] = dict(self.floor_targets)
+        d["tenant_overrides"] = {t: o.to_dict() for t, o in self.tenant_overrides.items()}
         return d
 
     @classmethod
@@ -257,3 +390,17 @@ class PolicyConfig:
             return cls(**dict(d))
         except TypeError as e:
             raise PolicyConfigError(str(e)) from e
+
+
+def tenant_version(version: str, tenant: str, override_version: str) -> str:
+    """The policy version recorded by a decision made under a tenant override."""
+    return f"{version}+{tenant}@{override_version}"
+
+
+def split_version(version: str) -> tuple[str, str | None, str | None]:
+    """``"7+acme@2"`` -> ``("7", "acme", "2")``; ``"7"`` -> ``("7", None, None)``."""
+    base, plus, rest = version.partition("+")
+    if not plus:
+        return version, None, None
+    tenant, _, override = rest.rpartition("@")
+    return base, tenant, override

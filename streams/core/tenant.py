@@ -18,6 +18,14 @@ from typing import Any
 
 from streams.core.errors import StateError
 
+# The key under which a caller hands the core a scope's shared state (the pooled accuracy duals
+# of ``PolicyConfig.mu_pooled``: mu, surprise and warm-up per dataset, and the scope's decision
+# count in ``seq``). The state's ``tenant`` field is the scope's name ("p3" for requests
+# partition 3), which decisions record as ``mu_scope``. Tenant names are printable, so the key
+# never collides with a tenant.
+SCOPE_BOOK = "\x00scope"
+DEFAULT_SCOPE = "all"
+
 
 @dataclass(frozen=True, slots=True)
 class Duals:
@@ -62,6 +70,9 @@ class TenantState:
     warmup: Mapping[str, int] = field(default_factory=dict)
     """gar-pd's mu warm-up (``PolicyConfig.mu_warmup_gain``): per dataset, the boosted mu
     steps the tenant has left on it (absent = none)."""
+    chain: str = ""
+    """The ``mac`` of the tenant's last decision record (the head of its tamper-evident
+    chain), kept by the shell that writes the records; the core passes it through."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,9 +84,11 @@ class TenantState:
             "watermark_ms": self.watermark_ms,
             "seq": self.seq,
             "window_spend_g": self.window_spend_g,
-            "window_count": self.window_count, "deficit": dict(self.deficit),
+            "window_count": self.window_count,
+            "deficit": dict(self.deficit),
             "surprise": dict(self.surprise),
             "warmup": dict(self.warmup),
+            "chain": self.chain,
         }
 
     @classmethod
@@ -92,6 +105,7 @@ class TenantState:
                 deficit={str(k): float(v) for k, v in d.get("deficit", {}).items()},
                 surprise={str(k): float(v) for k, v in d.get("surprise", {}).items()},
                 warmup={str(k): int(v) for k, v in d.get("warmup", {}).items()},
+                chain=str(d.get("chain", "")),
             )
             spend = (
                 float(d["window_spend_g"])
@@ -124,6 +138,7 @@ class TenantWork:
     __slots__ = (
         "base",
         "bucket_ms",
+        "chain",
         "count",
         "deficit",
         "lam",
@@ -162,6 +177,7 @@ class TenantWork:
         self.spend_g = st.window_spend_g
         self.count = st.window_count
         self.seq = st.seq
+        self.chain = st.chain
         self._evict()
 
     def _evict(self) -> None:
@@ -251,6 +267,17 @@ class TenantWork:
         """The final state. The work object must not be used afterwards (its dicts are handed
         over, not copied)."""
         return TenantState(
-            self.tenant, self.lam, self.mu, self.nu, self.window(), self.wm_ms, self.seq,
-            self.spend_g, self.count, self.deficit, self.surprise or {}, self.warmup or {},
+            self.tenant,
+            self.lam,
+            self.mu,
+            self.nu,
+            self.window(),
+            self.wm_ms,
+            self.seq,
+            self.spend_g,
+            self.count,
+            self.deficit,
+            self.surprise or {},
+            self.warmup or {},
+            self.chain,
         )

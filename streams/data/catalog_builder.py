@@ -24,18 +24,21 @@ from streams.data.regions import CLIENT_SITES, rtt_ms, zone_site
 
 # Five open models from 7B to 70B per benchmark family (the paper's pool size), one ladder from
 # each correctness file: GSM8K (ZeroEval) and the RouterBench subset.
-DEFAULT_MODELS: tuple[str, ...] = (
+GSM8K_MODELS: tuple[str, ...] = (
     "Qwen2-7B-Instruct",
     "Llama-3.1-8B-Instruct",
     "gemma-2-9b-it",
     "gemma-2-27b-it",
     "Llama-3.1-70B-Instruct",
+)
+ROUTERBENCH_MODELS: tuple[str, ...] = (
     "mistralai/mistral-7b-chat",
     "WizardLM/WizardLM-13B-V1.2",
     "zero-one-ai/Yi-34B-Chat",
     "mistralai/mixtral-8x7b-chat",
     "meta/llama-2-70b-chat",
 )
+DEFAULT_MODELS: tuple[str, ...] = GSM8K_MODELS + ROUTERBENCH_MODELS
 DEFAULT_ZONES: tuple[str, ...] = ("US-MIDA-PJM", "US-CAL-CISO", "GB", "DE-LU", "SG")
 DEFAULT_PRIOR_STRENGTH = 20.0
 MIN_OUTPUT_TOKENS = 1.0

@@ -14,3 +14,11 @@ class DataFileError(ValueError):
         self.reason = message
         where = f"{self.path}:{line}" if line is not None else str(self.path)
         super().__init__(f"{where}: {message}")
+
+
+class DataDirError(DataFileError):
+    """A data directory lacks files a command reads."""
+
+    def __init__(self, directory: Path, missing: list[Path]) -> None:
+        names = ", ".join(str(p.relative_to(directory)) for p in missing)
+        super().__init__(directory, f"not a gar data directory: missing {names}")

@@ -19,6 +19,10 @@ class LocalService:
     process: ManagedProcess
 
     @property
+    def name(self) -> str:
+        return self.process.name
+
+    @property
     def address(self) -> str:
         raise NotImplementedError
 
@@ -41,6 +45,10 @@ class LocalService:
         if self.process.is_running():
             raise DevProcessError(f"stop {self.process.name} before cleaning its data")
         shutil.rmtree(self.home, ignore_errors=True)
+
+    def statuses(self) -> list[ServiceStatus]:
+        """One line per process (a cluster: one per node)."""
+        return [self.status()]
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()

@@ -5,21 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from streams.config import DevSettings
-from streams.devenv.kafka import KafkaBroker
-from streams.devenv.metrics_store import MetricsStore
+from streams.devenv.broker import KafkaBroker
+from streams.devenv.cluster import KafkaCluster
+from streams.devenv.influxdb import InfluxStore
 from streams.devenv.service import LocalService
 from streams.devenv.status import ServiceStatus
 
-SERVICE_NAMES = ("kafka", "metrics")
+SERVICE_NAMES = ("kafka", "metrics")  # what `gar dev up` starts when no service is named
+# The replicated cluster is started only when asked for (three JVMs of ~0.5 GB heap each).
+ALL_SERVICE_NAMES = (*SERVICE_NAMES, "cluster")
 
 
 def services(dev: DevSettings, only: Iterable[str] = SERVICE_NAMES) -> list[LocalService]:
     wanted = set(only)
-    unknown = wanted - set(SERVICE_NAMES)
+    unknown = wanted - set(ALL_SERVICE_NAMES)
     if unknown:
-        raise ValueError(f"unknown services {sorted(unknown)}; known: {SERVICE_NAMES}")
-    every: list[LocalService] = [KafkaBroker(dev), MetricsStore(dev)]
-    return [service for service in every if service.process.name in wanted]
+        raise ValueError(f"unknown services {sorted(unknown)}; known: {ALL_SERVICE_NAMES}")
+    every: list[LocalService] = [KafkaBroker(dev), InfluxStore(dev), KafkaCluster(dev)]
+    return [service for service in every if service.name in wanted]
 
 
 def up(
@@ -32,7 +35,7 @@ def up(
             service.stop()
             service.clean()
         service.start()
-    return [service.status() for service in selected]
+    return [state for service in selected for state in service.statuses()]
 
 
 def down(
@@ -42,11 +45,11 @@ def down(
     stopped = []
     for service in services(dev, only):
         if service.stop():
-            stopped.append(service.process.name)
+            stopped.append(service.name)
         if clean:
             service.clean()
     return stopped
 
 
 def status(dev: DevSettings, only: Iterable[str] = SERVICE_NAMES) -> list[ServiceStatus]:
-    return [service.status() for service in services(dev, only)]
+    return [state for service in services(dev, only) for state in service.statuses()]

@@ -25,69 +25,21 @@ and the intensities of the preceding period.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
 
 import numpy as np
 
 from streams.core import RoutingContext
 from streams.data.catalog_builder import calibration_mask
 from streams.eval.oracles import run_oracle
+from streams.eval.scenario_types import Calibration, Scenario
 from streams.eval.trace import DAY_MS, build_trace
 from streams.eval.world import World
-
-if TYPE_CHECKING:
-    from streams.eval.scenario import Scenario
 
 HEADROOM_SE = 2.0
 """A target stays this many standard errors under the best model's calibration accuracy."""
 CALIBRATION_SEED = 1_000_003
 """Added to the scenario seed: the calibration trace shares no noise with the evaluated one."""
-
-
-@dataclass(frozen=True)
-class Calibration:
-    start_ms: int
-    days: float
-    n_requests: int
-    seed: int
-    pool_margin: float
-    floor_margin: float
-    carbon_ref_g: float
-    accuracy_pooled: dict[str, float]
-    """Expected accuracy per dataset of the calibration LP with the pooled daily margin."""
-    floor_targets: dict[str, float]
-    floor_dual_g: dict[str, float]
-    """Shadow price per dataset (g CO2 per unit accuracy x requests) at the targets."""
-    mu_init_by_dataset: dict[str, float]
-    unpriced: tuple[str, ...] = ()
-    """Datasets whose target the calibration LP could not meet (no starting mu: warm start)."""
-
-    def overrides(self) -> dict[str, Any]:
-        """The PolicyConfig fields the calibration sets (the operator publishes them)."""
-        return {
-            "floor_targets": dict(self.floor_targets),
-            "mu_init_by_dataset": dict(self.mu_init_by_dataset),
-            "floor_margin": self.floor_margin,
-        }
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "data": "calibration half of the questions; carbon of the period before the trace",
-            "start_ms": self.start_ms,
-            "start_utc": str(np.datetime64(self.start_ms, "ms")),
-            "days": self.days,
-            "n_requests": self.n_requests,
-            "seed": self.seed,
-            "pool_margin": self.pool_margin,
-            "floor_margin": self.floor_margin,
-            "carbon_ref_g": self.carbon_ref_g,
-            "accuracy_pooled_lp": self.accuracy_pooled,
-            "floor_targets": self.floor_targets,
-            "floor_dual_g": self.floor_dual_g,
-            "mu_init_by_dataset": self.mu_init_by_dataset,
-            "unpriced": list(self.unpriced),
-        }
 
 
 def reachable_accuracy(scn: Scenario, headroom_se: float) -> dict[str, float]:
@@ -111,8 +63,9 @@ def reachable_accuracy(scn: Scenario, headroom_se: float) -> dict[str, float]:
     return out
 
 
-def calibrate(scn: Scenario, pool_margin: float, floor_margin: float,
-              headroom_se: float = HEADROOM_SE) -> Calibration:
+def calibrate(
+    scn: Scenario, pool_margin: float, floor_margin: float, headroom_se: float = HEADROOM_SE
+) -> Calibration:
     """The calibration of ``scn`` (see the module docstring). Raises ValueError if the carbon
     data does not cover the preceding period."""
     s = scn.settings
@@ -136,9 +89,14 @@ def calibrate(scn: Scenario, pool_margin: float, floor_margin: float,
     names = trace.dataset_names
     floors = {d: scn.floors.get(d, 0.0) for d in names}
     caps = reachable_accuracy(scn, headroom_se)
-    pooled = run_oracle("oracle-lp", cal, everything, window_floors=True,
-                        pool_margin=pool_margin,
-                        group_cap=np.array([caps.get(d, 1.0) - floor_margin for d in names]))
+    pooled = run_oracle(
+        "oracle-lp",
+        cal,
+        everything,
+        window_floors=True,
+        pool_margin=pool_margin,
+        group_cap=np.array([caps.get(d, 1.0) - floor_margin for d in names]),
+    )
     acc = dict(zip(names, pooled.result.accuracy_by_group.tolist(), strict=True))
     targets = {d: round(max(floors[d], acc[d]), 4) for d in names}
     at_targets = replace(cal, floors={d: min(targets[d] + floor_margin, 1.0) for d in names})

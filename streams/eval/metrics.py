@@ -5,7 +5,8 @@
 * ``floor_met_fraction``: fraction of event-time windows (``floor_window_ms``, default 24 h)
   whose average accuracy meets the window's floor, the request-weighted mean of the per-dataset
   floors of the requests in it (pooled: per-dataset daily windows hold too few requests for a
-  0/1 outcome to say much; ``floor_met_fraction_per_dataset`` reports them anyway).
+  0/1 outcome to say much; ``floor_met_fraction_per_dataset`` reports them anyway);
+  ``floor_windows_met`` of ``floor_windows``, and ``[met, counted]`` per dataset.
 * ``latency_p95_ms``: p95 of client-side latency (serving + RTT); ``slo_met``: <= the SLO.
 * ``budget_violation_g``: sum over tenants and tumbling budget windows of the spend above the
   tenant's budget.
@@ -102,6 +103,7 @@ def policy_metrics(
     co2_d: dict[str, float] = {}
     gap_d: dict[str, float] = {}
     per_ds_windows: dict[str, float | None] = {}
+    per_ds_counts: dict[str, list[int]] = {}
     for d, name in enumerate(dataset_names):
         sel = dataset_idx == d
         if not sel.any():
@@ -114,6 +116,7 @@ def policy_metrics(
             settings.min_window_requests,
         )  # fmt: skip
         per_ds_windows[name] = met / counted if counted else None
+        per_ds_counts[name] = [met, counted]
     met, counted = floor_window_stats(
         ts_ms, correct, floor_req, settings.floor_window_ms, settings.min_window_requests
     )
@@ -137,7 +140,9 @@ def policy_metrics(
         "floor_met_pooled": bool(correct.mean() >= floor_req.mean() - 1e-12) if n else True,
         "floor_met_fraction": met / counted if counted else 1.0,
         "floor_windows": counted,
+        "floor_windows_met": met,
         "floor_met_fraction_per_dataset": per_ds_windows,
+        "floor_windows_per_dataset": per_ds_counts,
         "latency_p95_ms": p95,
         "latency_p95_ms_per_dataset": p95_d,
         "latency_mean_ms": float(latency_ms.mean()) if n else 0.0,

@@ -13,13 +13,14 @@ integral reading ``argmax x``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from streams.core.oracle import OracleResult, oracle_lp, oracle_perfect
-from streams.eval.scenario import Scenario
+from streams.eval.scenario_types import Scenario
 from streams.eval.world import Outcomes
 
 FloatArray = npt.NDArray[np.float64]
@@ -50,16 +51,83 @@ def hindsight_accuracy(scn: Scenario) -> FloatArray:
     return acc[t.dataset_idx][:, cat.cand_model_idx]
 
 
-def run_oracle(name: str, scn: Scenario, everything: Outcomes,
-               window_floors: bool = False, pool_margin: float = 0.0,
-               group_cap: FloatArray | None = None) -> OracleRun:
-    """``window_floors``: also hold each of the evaluator's floor windows (event-time windows of
-    ``floor_window_ms`` from the first request, pooled over datasets, as ``floor_met_fraction``
-    counts them) to its request-weighted floor (+ ``pool_margin``), in expectation."""
+def allowed_pairs(scn: Scenario, everything: Outcomes) -> npt.NDArray[np.bool_]:
+    """(N, K): eligible candidates whose realised latency is within the SLO (a request with
+    none may use every eligible one)."""
     t, cat = scn.trace, scn.catalog
     eligible = t.correct[:, cat.cand_model_idx] >= 0
     allowed = eligible & (everything.latency_ms <= scn.settings.slo_ms)
     allowed |= eligible & ~allowed.any(axis=1, keepdims=True)
+    return allowed
+
+
+def reachable_accuracy(scn: Scenario, everything: Outcomes) -> dict[str, float]:
+    """Per dataset, the highest expected accuracy oracle-lp can reach: each request on its
+    most accurate allowed candidate (hindsight accuracies)."""
+    t = scn.trace
+    acc = np.where(allowed_pairs(scn, everything), hindsight_accuracy(scn), -np.inf).max(axis=1)
+    return {
+        d: float(acc[t.dataset_idx == i].mean())
+        for i, d in enumerate(t.dataset_names)
+        if (t.dataset_idx == i).any()
+    }
+
+
+@dataclass
+class AccuracyTarget:
+    """oracle-lp's floors for matching a policy's realised accuracy (``at_accuracy``)."""
+
+    floors: dict[str, float]
+    """max(floor, the policy's realised accuracy), capped at what the LP can reach."""
+    capped: tuple[str, ...]
+    """Datasets where that maximum was above the LP's reach (floor = the reach)."""
+
+
+REACH_SLACK = 1e-9
+"""A floor at exactly the reachable accuracy is held this much under it (LP round-off)."""
+
+
+def at_accuracy(
+    scn: Scenario,
+    everything: Outcomes,
+    realised: Mapping[str, float],
+    co2_g: FloatArray | None = None,
+) -> tuple[OracleRun, AccuracyTarget]:
+    """oracle-lp on the same trace, allowed pairs and budgets with each dataset's floor raised
+    to ``realised[d]`` (an online policy's realised accuracy on d) when that is higher: the
+    least CO2 at which the policy's accuracies were reachable in hindsight. A floor above the
+    LP's reach (the floor itself, or a realised accuracy that beat the expected ones by luck)
+    is capped at the reach and reported. ``co2_g``: the (N, K) CO2 the LP minimises and
+    reports instead of the realised one (e.g. ``World.expected_co2_g``)."""
+    reach = reachable_accuracy(scn, everything)
+    floors: dict[str, float] = {}
+    capped: list[str] = []
+    for d, top in reach.items():  # the datasets with requests
+        want = max(scn.floors.get(d, 0.0), realised.get(d, 0.0))
+        if want > top - REACH_SLACK:
+            want = top - REACH_SLACK
+            capped.append(d)
+        floors[d] = want
+    basis = everything if co2_g is None else replace(everything, co2_g=co2_g)
+    run = run_oracle("oracle-lp", replace(scn, floors=floors), basis)
+    return run, AccuracyTarget(floors, tuple(capped))
+
+
+def run_oracle(
+    name: str,
+    scn: Scenario,
+    everything: Outcomes,
+    window_floors: bool = False,
+    pool_margin: float = 0.0,
+    group_cap: FloatArray | None = None,
+    reduce: bool = True,
+) -> OracleRun:
+    """``window_floors``: also hold each of the evaluator's floor windows (event-time windows of
+    ``floor_window_ms`` from the first request, pooled over datasets, as ``floor_met_fraction``
+    counts them) to its request-weighted floor (+ ``pool_margin``), in expectation.
+    ``reduce=False`` solves over every allowed pair (benchmarks: the reduction is exact)."""
+    t = scn.trace
+    allowed = allowed_pairs(scn, everything)
     floors = np.array([scn.floors.get(d, 0.0) for d in t.dataset_names])
     if name == "oracle-perfect":
         accuracy = np.clip(everything.correct, 0, 1).astype(np.float64)
@@ -85,6 +153,7 @@ def run_oracle(name: str, scn: Scenario, everything: Outcomes,
         allowed,
         t.dataset_idx,
         floors,
+        reduce=reduce,
         **budget_kw,  # type: ignore[arg-type]
     )
     x = result.x

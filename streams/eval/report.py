@@ -56,6 +56,14 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
             f"pt): {s['gar_pd_co2_ratio_to_oracle_lp_at_policy_margin']:.3f} (that oracle: "
             f"{100 * mo['floor_met_fraction']:.0f}% of daily windows)."
         )
+    if "gar_pd_co2_ratio_to_oracle_lp_at_policy_accuracy" in s:
+        eq = s["oracle_lp_at_policy_accuracy"]
+        capped = eq["capped_at_reachable"]
+        out.append(
+            "gar-pd / oracle-lp at gar-pd's realised accuracy per dataset: "
+            f"{s['gar_pd_co2_ratio_to_oracle_lp_at_policy_accuracy']:.3f}"
+            + (f" (capped at the LP's reach: {', '.join(capped)})." if capped else ".")
+        )
     if "gar_pd_co2_ratio_to_oracle_lp_with_window_floors" in s:
         wo = s["oracle_lp_with_window_floors"]
         out.append(

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from streams.core import PolicyConfig, policy_names
 from streams.eval.metrics import MetricSettings, policy_metrics
-from streams.eval.oracles import OracleRun, run_oracle
+from streams.eval.oracles import OracleRun, at_accuracy, run_oracle
 from streams.eval.scenario import Scenario, with_floor_alpha
 from streams.eval.simulate import RunResult, restrict_to_home, simulate
 from streams.eval.world import Outcomes
@@ -39,6 +40,8 @@ class EvalRun:
     window_oracle: dict[str, Any] | None = None
     """oracle-lp that must also meet each floor window (pooled, in expectation), at the floors:
     what holding the floor per window rather than over the horizon costs in hindsight."""
+    equal_accuracy: dict[str, Any] | None = None
+    """oracle-lp at gar-pd's realised accuracy per dataset (``equal_accuracy_reference``)."""
     window_bound: list[dict[str, Any]] | None = None
     """oracle-lp with pooled window floors raised by increasing margins, until its *realised*
     accuracy meets every window and every dataset's floor on average: what a policy that only
@@ -121,6 +124,50 @@ def oracle_metrics(scn: Scenario, o: OracleRun, everything: Outcomes) -> dict[st
     return m
 
 
+def equal_accuracy_reference(
+    scn: Scenario,
+    everything: Outcomes,
+    policy: str,
+    metrics: dict[str, Any],
+    candidate: npt.NDArray[np.int64] | None = None,
+    expected_co2_g: npt.NDArray[np.float64] | None = None,
+) -> dict[str, Any]:
+    """oracle-lp on the same trace, allowed pairs and budgets with each dataset's floor set to
+    max(floor, ``policy``'s realised accuracy on it) (``oracles.at_accuracy``): what the
+    policy's accuracy costs at the hindsight frontier. Metrics against the real floors.
+
+    With the policy's choices (``candidate``) and ``World.expected_co2_g``, also the
+    information-consistent reference: the same LP priced with the CO2 each candidate emits in
+    expectation given what a router can know when it decides (the model's hindsight mean answer
+    length on the dataset, not this question's), compared with the policy's choices priced the
+    same way (``co2_ratio_information_consistent``). The realised-CO2 LP also knows each
+    question's answer length on every model, which no router has before the answer exists."""
+    run, target = at_accuracy(scn, everything, metrics["accuracy_per_dataset"])
+    m = oracle_metrics(scn, run, everything)
+    out: dict[str, Any] = {
+        "policy": policy,
+        "floors": target.floors,
+        "capped_at_reachable": list(target.capped),
+        **_brief(m),
+        "accuracy_expected_per_dataset": m["accuracy_expected_per_dataset"],
+        "co2_g_per_request_per_dataset": m["co2_g_per_request_per_dataset"],
+        "lp_feasible": m["lp_feasible"],
+    }
+    if candidate is not None and expected_co2_g is not None:
+        fair, _ = at_accuracy(
+            scn, everything, metrics["accuracy_per_dataset"], co2_g=expected_co2_g
+        )
+        lp_g = float(fair.co2_g.mean())
+        rows = np.arange(len(candidate))
+        policy_g = float(expected_co2_g[rows, candidate].mean())
+        out["information_consistent"] = {
+            "co2_g_per_request_oracle": lp_g,
+            "co2_g_per_request_policy": policy_g,
+            "co2_ratio": policy_g / lp_g if lp_g > 0 else float("inf"),
+        }
+    return out
+
+
 def run_policy(
     scn: Scenario,
     name: str,
@@ -136,19 +183,31 @@ def run_policy(
     return simulate(
         base, scn.world, scn.zones, config or scn.config, requests=requests,
         batch_ms=scn.settings.batch_ms, progress=progress, keep_records=keep_records, label=name,
-        feedback=feedback,
+        feedback=feedback, partitions=scn.settings.partitions,
     )  # fmt: skip
 
 
 def _brief(m: dict[str, Any]) -> dict[str, Any]:
-    return {k: m[k] for k in ("co2_g_per_request", "accuracy", "floor_met", "floor_met_fraction",
-                              "floor_gap_per_dataset")}
+    return {
+        k: m[k]
+        for k in (
+            "co2_g_per_request",
+            "accuracy",
+            "floor_met",
+            "floor_met_fraction",
+            "floor_gap_per_dataset",
+        )
+    }
 
 
-def summary(metrics: dict[str, dict[str, Any]], oracle: str = "oracle-lp",
-            margin_oracle: dict[str, Any] | None = None,
-            window_oracle: dict[str, Any] | None = None,
-            window_bound: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def summary(
+    metrics: dict[str, dict[str, Any]],
+    oracle: str = "oracle-lp",
+    margin_oracle: dict[str, Any] | None = None,
+    window_oracle: dict[str, Any] | None = None,
+    window_bound: list[dict[str, Any]] | None = None,
+    equal_accuracy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """gar-pd against the oracle and the baselines, next to the paper's figure."""
     out: dict[str, Any] = {
         "paper_reduction_vs_always_largest": PAPER_REDUCTION_VS_LARGEST,
@@ -160,19 +219,27 @@ def summary(metrics: dict[str, dict[str, Any]], oracle: str = "oracle-lp",
     if margin_oracle is not None and margin_oracle["co2_g_per_request"] > 0:
         out["oracle_lp_at_policy_margin"] = margin_oracle
         out["gar_pd_co2_ratio_to_oracle_lp_at_policy_margin"] = (
-            gar["co2_g_per_request"] / margin_oracle["co2_g_per_request"])
+            gar["co2_g_per_request"] / margin_oracle["co2_g_per_request"]
+        )
+    if equal_accuracy is not None and equal_accuracy["co2_g_per_request"] > 0:
+        out["oracle_lp_at_policy_accuracy"] = equal_accuracy
+        out["gar_pd_co2_ratio_to_oracle_lp_at_policy_accuracy"] = (
+            gar["co2_g_per_request"] / equal_accuracy["co2_g_per_request"]
+        )
     if window_oracle is not None and window_oracle["co2_g_per_request"] > 0:
         out["oracle_lp_with_window_floors"] = window_oracle
         out["gar_pd_co2_ratio_to_oracle_lp_with_window_floors"] = (
-            gar["co2_g_per_request"] / window_oracle["co2_g_per_request"])
+            gar["co2_g_per_request"] / window_oracle["co2_g_per_request"]
+        )
     lp = metrics.get(oracle)
     if window_bound and lp is not None and lp["co2_g_per_request"] > 0:
         met = [r for r in window_bound if r["floor_met"] and r["floor_met_fraction"] >= 0.95]
         out["oracle_lp_window_margin_bound"] = {
             "rows": window_bound,
             "meets_windows_at_margin": met[0]["pool_margin"] if met else None,
-            "co2_ratio_to_oracle_lp": (met[0]["co2_g_per_request"] / lp["co2_g_per_request"]
-                                       if met else None),
+            "co2_ratio_to_oracle_lp": (
+                met[0]["co2_g_per_request"] / lp["co2_g_per_request"] if met else None
+            ),
         }
     for base in ("always-largest", "largest-greenest-region", oracle):
         ref = metrics.get(base)
@@ -222,18 +289,24 @@ def run_all(
         m = oracle_metrics(scn, run_oracle("oracle-lp", shifted, everything), everything)
         out.margin_oracle = {"floor_margin": margin, **_brief(m)}
     if margin_oracle and "oracle-lp" in oracles:
-        w = oracle_metrics(scn, run_oracle("oracle-lp", scn, everything, window_floors=True),
-                           everything)
+        w = oracle_metrics(
+            scn, run_oracle("oracle-lp", scn, everything, window_floors=True), everything
+        )
         out.window_oracle = {"floor_window_ms": scn.settings.floor_window_ms, **_brief(w)}
         out.window_bound = window_margin_bound(scn, everything)
+    if margin_oracle and "oracle-lp" in oracles and "gar-pd" in out.metrics:
+        out.equal_accuracy = equal_accuracy_reference(
+            scn, everything, "gar-pd", out.metrics["gar-pd"]
+        )
     return out
 
 
 BOUND_MARGINS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03)
 
 
-def window_margin_bound(scn: Scenario, everything: Outcomes,
-                        margins: Sequence[float] = BOUND_MARGINS) -> list[dict[str, Any]]:
+def window_margin_bound(
+    scn: Scenario, everything: Outcomes, margins: Sequence[float] = BOUND_MARGINS
+) -> list[dict[str, Any]]:
     """oracle-lp held to every pooled floor window + margin, for increasing margins; stops at
     the first margin whose realised accuracy meets >= 95% of windows and every floor on
     average (the acceptance criteria of issue 4). Rows carry the margin and ``_brief``
@@ -255,8 +328,13 @@ def to_json(run: EvalRun, sweep: list[dict[str, Any]] | None = None) -> dict[str
         "format": "gar-eval/1",
         "scenario": run.scenario.describe(),
         "policies": run.metrics,
-        "summary": summary(run.metrics, margin_oracle=run.margin_oracle,
-                           window_oracle=run.window_oracle, window_bound=run.window_bound),
+        "summary": summary(
+            run.metrics,
+            margin_oracle=run.margin_oracle,
+            window_oracle=run.window_oracle,
+            window_bound=run.window_bound,
+            equal_accuracy=run.equal_accuracy,
+        ),
         "floor_sweep": sweep or [],
     }
 

@@ -1,33 +1,37 @@
-"""The evaluation scenario: every setting in one object, and the loaded world built from it.
-
-Defaults are the documented default scenario (docs/evaluation.md). ``Scenario.describe()``
-echoes every setting, including the model -> energy-profile mapping, into the JSON report.
+"""Building the evaluation scenario: the world (catalog, trace, carbon, floors, budgets) from
+``ScenarioSettings``, calibrated when asked (``streams.eval.calibrate``). The types are in
+``streams.eval.scenario_types`` and re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from streams.core import Catalog, PolicyConfig
-from streams.data.carbon import SignalKind, ZoneIntensity, load_carbon_dir
+from streams.data.carbon import ZoneIntensity, load_carbon_dir
 from streams.data.catalog_builder import (
     DEFAULT_MODELS,
-    DEFAULT_PRIOR_STRENGTH,
-    DEFAULT_ZONES,
-    BuiltCatalog,
+    GSM8K_MODELS,
+    ROUTERBENCH_MODELS,
     build_catalog,
     calibration_mask,
     open_models,
 )
 from streams.data.correctness import CorrectnessData, load_correctness
 from streams.data.energy import load_energy
-from streams.data.mapping import MappingOptions
 from streams.data.regions import CLIENT_SITES, home_zone
+from streams.eval.calibrate import calibrate
+from streams.eval.scenario_types import (
+    ALL_OPEN,
+    HINDSIGHT_STRENGTH,
+    HOUR_MS,
+    Scenario,
+    ScenarioSettings,
+)
 from streams.eval.trace import (
     DAY_MS,
     DEFAULT_INPUT_TOKENS,
@@ -36,133 +40,51 @@ from streams.eval.trace import (
     TraceOptions,
     build_trace,
     default_start_ms,
+    zipf_tenants,
 )
 from streams.eval.world import World
 
-if TYPE_CHECKING:
-    from streams.eval.calibrate import Calibration
-
-HOUR_MS = 3_600_000
-ALL_OPEN = "all-open"
-HINDSIGHT_STRENGTH = 1e7
-PriorSource = Literal["calibration", "hindsight"]
-
-
-@dataclass(frozen=True)
-class ScenarioSettings:
-    correctness: tuple[Path, ...]
-    energy: Path
-    carbon_dir: Path
-    zones: tuple[str, ...] = DEFAULT_ZONES
-    models: tuple[str, ...] = DEFAULT_MODELS
-    signal: SignalKind = "direct"
-    floor_alpha: float = 0.95
-    floors: dict[str, float] = field(default_factory=dict)
-    slo_ms: float = 12_000.0
-    n_requests: int = 10_000
-    days: float = 7.0
-    start_ms: int | None = None
-    seed: int = 0
-    batch_ms: int = 300_000
-    mode: str = "balanced"
-    budget_fraction: float | None = 0.5
-    budget_window_ms: int = HOUR_MS
-    floor_window_ms: int = 24 * HOUR_MS
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH
-    mapping: MappingOptions = field(default_factory=MappingOptions)
-    policy_overrides: dict[str, Any] = field(default_factory=dict)
-    priors: PriorSource = "calibration"
-    """``hindsight``: an ablation, priors = each model's true mean accuracy on the trace with
-    overwhelming strength (what the online learning costs, not a deployable setting)."""
-    calibrate: bool = False
-    """Tune gar-pd's per-dataset mu targets and starting mu with a calibration LP on the
-    calibration half and the preceding period (``streams.eval.calibrate``)."""
-    calib_pool_margin: float = 0.01
-    """Pooled daily margin (accuracy) the calibration LP must hold over the floors."""
-    calib_floor_margin: float = 0.005
-    """The router's uniform floor_margin on top of the calibrated targets."""
+__all__ = [
+    "ALL_OPEN",
+    "MODEL_POOLS",
+    "Scenario",
+    "ScenarioSettings",
+    "build_scenario",
+    "calibrated",
+    "trace_options",
+    "with_floor_alpha",
+]
 
 
-@dataclass
-class Scenario:
-    settings: ScenarioSettings
-    data: CorrectnessData
-    built: BuiltCatalog
-    zones: dict[str, ZoneIntensity]
-    trace: Trace
-    world: World
-    floors: dict[str, float]
-    budgets_g: dict[str, float]
-    budget_allowance_g_per_request: float | None
-    home: dict[str, str]
-    config: PolicyConfig
-    calibration: Calibration | None = None
+MODEL_POOLS: dict[str, tuple[str, ...]] = {
+    "default": DEFAULT_MODELS,
+    "gsm8k": GSM8K_MODELS,
+    "routerbench": ROUTERBENCH_MODELS,
+}
+"""Named model pools (``--models NAME``); ``all-open`` is every open model of the files."""
 
-    @property
-    def catalog(self) -> Catalog:
-        return self.built.catalog
 
-    def describe(self) -> dict[str, Any]:
-        s = self.settings
-        return {
-            "correctness_files": [str(p) for p in s.correctness],
-            "energy_file": str(s.energy),
-            "carbon_dir": str(s.carbon_dir),
-            "carbon_signal": s.signal,
-            "zones": list(s.zones),
-            "regions": [
-                {"zone": r.zone, "pue": r.pue, "rtt_ms": dict(r.rtt_ms)}
-                for r in self.catalog.regions
-            ],
-            "client_regions": {c: {"home_zone": z} for c, z in self.home.items()},
-            "models": [
-                {
-                    "name": m.name,
-                    "params_b": m.params_b,
-                    "datasets": self.built.datasets_by_model[m.name],
-                    "energy_mapping": self.built.mappings[m.name].to_dict(),
-                }
-                for m in self.catalog.models
-            ],
-            "energy_mapping_rule": (
-                "nearest total parameters (log distance), dense vs MoE, ML.ENERGY task "
-                f"{s.mapping.task!r} on {s.mapping.gpu_model}, batch = lowest J/token with "
-                f"p95 ITL <= {s.mapping.itl_p95_cap_ms:g} ms"
-            ),
-            "floor_alpha": s.floor_alpha,
-            "floors": self.floors,
-            "floor_rule": "F_d = floor_alpha x best pool accuracy on d (calibration half), "
-            "unless given explicitly",
-            "floor_window_ms": s.floor_window_ms,
-            "slo_ms": s.slo_ms,
-            "n_requests": s.n_requests,
-            "days": s.days,
-            "start_ms": self.trace.options.start_ms,
-            "start_utc": str(np.datetime64(self.trace.options.start_ms, "ms")),
-            "seed": s.seed,
-            "batch_ms": s.batch_ms,
-            "mode": s.mode,
-            "budget_fraction": s.budget_fraction,
-            "budget_window_ms": s.budget_window_ms,
-            "budget_allowance_g_per_request": self.budget_allowance_g_per_request,
-            "budgets_g": self.budgets_g,
-            "prior_strength": s.prior_strength,
-            "priors_from": (
-                "calibration half (fixed hash split of dataset/query_id)"
-                if s.priors == "calibration"
-                else "hindsight ablation: true trace means, strength 1e7"
-            ),
-            "trace": self.trace.describe(),
-            "policy_config": self.config.to_dict(),
-            "calibration": None if self.calibration is None else self.calibration.describe(),
-        }
+def trace_options(s: ScenarioSettings, start_ms: int) -> TraceOptions:
+    """The trace generator's options for these settings (the defaults leave the generator's
+    own defaults untouched, so the default trace stays the same for the same seed)."""
+    extra: dict[str, Any] = {}
+    if s.tenants is not None:
+        extra["tenants"] = zipf_tenants(s.tenants, s.tenant_skew)
+    if s.dataset_shares:
+        extra["dataset_shares"] = dict(s.dataset_shares)
+    return TraceOptions(
+        n_requests=s.n_requests, start_ms=start_ms, days=s.days, seed=s.seed, **extra
+    )
 
 
 def resolve_models(data: CorrectnessData, models: Sequence[str]) -> tuple[str, ...]:
-    """``all-open`` -> every model with a parameter count. The default pool keeps the models
-    the given files contain, or falls back to all open models for other correctness files."""
+    """``all-open`` -> every model with a parameter count; a pool name (``MODEL_POOLS``) -> its
+    models. The default pool keeps the models the given files contain, or falls back to all
+    open models for other correctness files."""
     if list(models) == [ALL_OPEN]:
         return tuple(open_models(data))
+    if len(models) == 1 and models[0] in MODEL_POOLS:
+        models = MODEL_POOLS[models[0]]
     if tuple(models) == DEFAULT_MODELS:
         present = tuple(m for m in DEFAULT_MODELS if m in data.models)
         return present or tuple(open_models(data))
@@ -238,6 +160,8 @@ def build_scenario(settings: ScenarioSettings) -> Scenario:
     )
     zones = load_carbon_dir(s.carbon_dir, list(s.zones), s.signal)
     start = s.start_ms
+    if start is None and s.start_day is not None:
+        start = max(int(z.ts_ms[0]) for z in zones.values()) + int(s.start_day * DAY_MS)
     if start is None:
         start = default_start_ms(
             [int(z.ts_ms[0]) for z in zones.values()],
@@ -255,7 +179,7 @@ def build_scenario(settings: ScenarioSettings) -> Scenario:
     trace = build_trace(
         data,
         built.catalog,
-        TraceOptions(n_requests=s.n_requests, start_ms=start, days=s.days, seed=s.seed),
+        trace_options(s, start),
     )
     if s.priors == "hindsight":
         built = replace(built, catalog=hindsight_catalog(built.catalog, trace))
@@ -289,12 +213,12 @@ def build_scenario(settings: ScenarioSettings) -> Scenario:
 def calibrated(scn: Scenario) -> Scenario:
     """``scn`` with gar-pd's floor targets and starting mu from a calibration LP (explicit
     ``policy_overrides`` still win)."""
-    from streams.eval.calibrate import calibrate  # calibrate -> oracles -> this module
-
     s = scn.settings
     cal = calibrate(scn, s.calib_pool_margin, s.calib_floor_margin)
-    fields_ = {**cal.overrides(), **{k: v for k, v in s.policy_overrides.items()
-                                     if k in cal.overrides()}}
+    fields_ = {
+        **cal.overrides(),
+        **{k: v for k, v in s.policy_overrides.items() if k in cal.overrides()},
+    }
     config = scn.config.with_(**fields_, version=f"{scn.config.version}-cal")
     return replace(scn, config=config, calibration=cal)
 

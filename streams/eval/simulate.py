@@ -6,8 +6,9 @@ Event-time loop, in micro-batches of ``batch_ms`` (like the worker's ``take()`` 
    ``source_offset`` = hour index, so records point at their input);
 2. completions that finished before the batch starts are folded into the estimators (the real
    system learns correctness, serving latency and measured energy the same way, late);
-3. ``RoutingContext.build`` + ``policy.decide_batch`` decide the batch; tenant states carry
-   over between batches;
+3. ``RoutingContext.build`` + ``policy.decide_batch`` decide the batch, one call per scope
+   (the requests partition its tenant hashes to, as the worker's Kafka partitioner puts it);
+   tenant and scope states carry over between batches;
 4. the world realises the outcome of each decision and queues its completion at
    ``ts + serving latency`` (``feedback=False``: estimators keep the catalog priors).
 """
@@ -34,7 +35,11 @@ from streams.core import (
     fold_feedback,
     get_policy,
 )
+from streams.core.decision import Decision
+from streams.core.policies import Policy
+from streams.core.tenant import SCOPE_BOOK
 from streams.data.carbon import ZoneIntensity
+from streams.eval.partitioner import partition_of
 from streams.eval.world import Outcomes, World
 
 FloatArray = npt.NDArray[np.float64]
@@ -85,6 +90,70 @@ def intensity_readings(
     return out
 
 
+class _Scopes:
+    """tenant -> requests partition (Kafka's default partitioner on the tenant key), cached."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._memo: dict[str, int] = {}
+
+    def __call__(self, tenant: str) -> int:
+        p = self._memo.get(tenant)
+        if p is None:
+            p = self._memo[tenant] = partition_of(tenant.encode(), self.partitions)
+        return p
+
+    def group(self, completions: list[Completion]) -> list[tuple[int, list[Completion]]]:
+        """``completions`` split by scope, each group in the original order."""
+        groups: dict[int, list[Completion]] = {}
+        for c in completions:
+            groups.setdefault(self(c.tenant), []).append(c)
+        return sorted(groups.items())
+
+
+def _enter_scope(states: dict[str, TenantState], scopes: dict[int, TenantState], p: int) -> None:
+    """Put scope ``p``'s shared state under SCOPE_BOOK for the next core call (named like the
+    worker names it: ``p<partition>``)."""
+    st = scopes.get(p)
+    states[SCOPE_BOOK] = st if st is not None else TenantState(f"p{p}")
+
+
+def _leave_scope(
+    states: dict[str, TenantState],
+    scopes: dict[int, TenantState],
+    p: int,
+    changed: Mapping[str, TenantState],
+) -> None:
+    """Fold a core call's changed states back; the scope's state goes home."""
+    states.update(changed)
+    scope = states.pop(SCOPE_BOOK, None)
+    if scope is not None:
+        scopes[p] = scope
+
+
+def _decide_by_scope(
+    policy: Policy,
+    ctx: RoutingContext,
+    states: dict[str, TenantState],
+    scopes: dict[int, TenantState],
+    scope_of: _Scopes,
+    batch: list[Request],
+) -> list[Decision]:
+    """Decide ``batch`` one scope at a time (the worker decides each partition's requests in
+    log order with that partition's scope state); decisions in the batch's order."""
+    order: dict[int, list[int]] = {}
+    for i, req in enumerate(batch):
+        order.setdefault(scope_of(req.tenant), []).append(i)
+    result: list[Decision | None] = [None] * len(batch)
+    for p, idx in sorted(order.items()):
+        _enter_scope(states, scopes, p)
+        changed, decisions = policy.decide_batch(ctx, states, [batch[i] for i in idx])
+        _leave_scope(states, scopes, p, changed)
+        for i, d in zip(idx, decisions, strict=True):
+            result[i] = d
+    return [d for d in result if d is not None]
+
+
 def restrict_to_home(requests: list[Request], home: Mapping[str, str]) -> list[Request]:
     """The home-region variant of a trace: each request may only use its client's home zone."""
     return [replace(r, allow_regions=(home[r.client_region],)) for r in requests]
@@ -102,6 +171,7 @@ def simulate(
     progress: Progress | None = None,
     label: str | None = None,
     feedback: bool = True,
+    partitions: int = 4,
 ) -> RunResult:
     catalog, trace = world.catalog, world.trace
     reqs = requests if requests is not None else trace.requests
@@ -116,6 +186,10 @@ def simulate(
     next_reading = 0
     pending: list[tuple[int, int, Completion]] = []  # (done ts, request index, completion)
     states: dict[str, TenantState] = {}
+    # Each scope's shared state (the pooled duals) lives under SCOPE_BOOK while its requests
+    # are decided; the worker keeps one per requests partition.
+    scopes: dict[int, TenantState] = {}
+    scope_of = _Scopes(partitions)
     ctx: RoutingContext | None = None
     cand = np.empty(n, dtype=np.int64)
     lam, mu, nu, spend, budget = (np.zeros(n) for _ in range(5))
@@ -137,11 +211,12 @@ def simulate(
         if arrived and ctx is not None:
             # Realised correctness into the tenants' mu duals, priced with the estimates in
             # force before these completions were folded in (core: fold_feedback).
-            states.update(fold_feedback(ctx, states, arrived))
+            for p, group in scope_of.group(arrived):
+                _enter_scope(states, scopes, p)
+                _leave_scope(states, scopes, p, fold_feedback(ctx, states, group))
         ctx = RoutingContext.build(catalog, config, estimators, view)
         batch = reqs[lo:hi]
-        new_states, decisions = policy.decide_batch(ctx, states, batch)
-        states.update(new_states)
+        decisions = _decide_by_scope(policy, ctx, states, scopes, scope_of, batch)
         idx = np.arange(lo, hi, dtype=np.int64)
         ks = np.fromiter((d.candidate for d in decisions), np.int64, hi - lo)
         cand[lo:hi] = ks

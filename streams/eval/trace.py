@@ -6,7 +6,11 @@ over client regions of ``weight x diurnal(local hour) x weekday(local day)`` wit
 ``diurnal(h) = 1 + amplitude x cos(2 pi (h - peak_hour) / 24)``.
 
 Questions are drawn uniformly (with replacement) from the *evaluation half* of the questions
-(the calibration half fed the catalog priors). A request may only go to models that have a
+(the calibration half fed the catalog priors), so each dataset's share of the traffic is its
+share of the questions; ``dataset_shares`` fixes some datasets' shares instead (the rest is
+split as before, in proportion to question counts) and draws uniformly within each dataset.
+Tenants: three (50/30/20%) by default; ``zipf_tenants(n, s)`` gives n tenants with shares
+proportional to 1 / rank^s. A request may only go to models that have a
 recorded answer for its dataset (``allow_models``): the ground truth of any other model is
 unknown, and inventing it would make the evaluation meaningless.
 
@@ -58,6 +62,9 @@ class TraceOptions:
     tenants: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TENANTS))
     datasets: tuple[str, ...] | None = None
     use_calibration_half: bool = False
+    dataset_shares: dict[str, float] | None = None
+    """Fraction of all requests per named dataset (the others share the rest in proportion
+    to their question counts); None: questions uniformly, as the shares of the questions."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class Trace:
             "client_weights": o.client_weights,
             "tenants": o.tenants,
             "questions_from": "calibration half" if o.use_calibration_half else "evaluation half",
+            "dataset_shares": o.dataset_shares,
             "requests_per_dataset": {
                 d: int(np.sum(self.dataset_idx == i)) for i, d in enumerate(self.dataset_names)
             },
@@ -174,6 +182,68 @@ def _arrivals(
     return ts[order], client[order].astype(np.int64)
 
 
+def zipf_tenants(n: int, exponent: float = 1.0) -> dict[str, float]:
+    """``n`` tenants ``tenant-01`` ... with shares proportional to 1 / rank^exponent."""
+    if n < 1:
+        raise ValueError("the number of tenants must be >= 1")
+    if exponent < 0:
+        raise ValueError("the tenant skew exponent must be >= 0")
+    weights = np.arange(1, n + 1, dtype=np.float64) ** -exponent
+    width = len(str(n))
+    return {
+        f"tenant-{r + 1:0{max(width, 2)}d}": float(w) for r, w in enumerate(weights / weights.sum())
+    }
+
+
+def dataset_probabilities(
+    names: Sequence[str], counts: Sequence[int], shares: dict[str, float]
+) -> npt.NDArray[np.float64]:
+    """Per dataset (``names``, with ``counts`` questions each) the probability of a request:
+    named datasets get their share, the others split the rest by question count. With every
+    dataset named, the shares are normalised."""
+    unknown = sorted(set(shares) - set(names))
+    if unknown:
+        raise ValueError(f"dataset share(s) for {unknown}: the trace has {sorted(names)}")
+    if any(not 0.0 <= v <= 1.0 for v in shares.values()):
+        raise ValueError(f"dataset shares must be in [0, 1], got {shares}")
+    named = np.array([n in shares for n in names])
+    p = np.array([shares.get(n, 0.0) for n in names], dtype=np.float64)
+    cnt = np.asarray(counts, dtype=np.float64)
+    rest = 1.0 - p.sum()
+    if named.all():
+        if p.sum() <= 0:
+            raise ValueError("dataset shares must not all be 0")
+        out: npt.NDArray[np.float64] = p / p.sum()
+        return out
+    if rest < -1e-9:
+        raise ValueError(f"dataset shares sum to {p.sum():g} > 1 with other datasets left")
+    p[~named] = max(rest, 0.0) * cnt[~named] / cnt[~named].sum()
+    normalised: npt.NDArray[np.float64] = p / p.sum()
+    return normalised
+
+
+def _rows_by_share(
+    dataset_names: Sequence[str],
+    pool_dataset: npt.NDArray[np.integer[Any]],
+    pool: npt.NDArray[np.int64],
+    shares: dict[str, float],
+    n: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.int64]:
+    """Question rows: a dataset per request by its probability, then a question uniformly."""
+    present = np.unique(pool_dataset)
+    names = [dataset_names[d] for d in present]
+    counts = [int(np.sum(pool_dataset == d)) for d in present]
+    p = dataset_probabilities(names, counts, shares)
+    pick = rng.choice(present.size, size=n, p=p)
+    rows = np.empty(n, dtype=np.int64)
+    for j, d in enumerate(present.tolist()):
+        sel = np.flatnonzero(pick == j)
+        members = pool[pool_dataset == d]
+        rows[sel] = members[rng.integers(0, members.size, size=sel.size)]
+    return rows
+
+
 def build_trace(
     data: CorrectnessData,
     catalog: Catalog,
@@ -203,7 +273,12 @@ def build_trace(
 
     ts, client = _arrivals(opts, rng)
     n = opts.n_requests
-    rows = pool[rng.integers(0, pool.size, size=n)]
+    if opts.dataset_shares is None:
+        rows = pool[rng.integers(0, pool.size, size=n)]
+    else:
+        rows = _rows_by_share(
+            data.datasets, data.dataset_idx[pool], pool, opts.dataset_shares, n, rng
+        )
     tenant_names = tuple(opts.tenants)
     tw = np.array([opts.tenants[t] for t in tenant_names], dtype=np.float64)
     tenant = rng.choice(len(tenant_names), size=n, p=tw / tw.sum()).astype(np.int64)

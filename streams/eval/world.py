@@ -117,6 +117,28 @@ class World:
             intensity_g_per_kwh=intensity,
         )
 
+    def expected_co2_g(self) -> FloatArray:
+        """(N, K) CO2 each candidate emits for each request *in expectation given what a router
+        can know before the answer exists*: the request's input tokens, the true intensity at
+        its hour, and the model's mean answer length on the request's dataset over this trace
+        (hindsight, like oracle-lp's accuracies), energy noise at its mean. The realised CO2
+        (``outcomes``) also depends on this question's own answer length and the energy draw,
+        which no router sees when it decides."""
+        t, cat = self.trace, self.catalog
+        mean_out = np.zeros((len(t.dataset_names), len(cat.models)))
+        for d in range(len(t.dataset_names)):
+            rows = t.dataset_idx == d
+            if rows.any():
+                mean_out[d] = t.output_tokens[rows].mean(axis=0)
+        mi, ri = cat.cand_model_idx, cat.cand_region_idx
+        energy = (
+            self._e_fixed[mi][None, :]
+            + t.input_tokens[:, None] * self._e_in[mi][None, :]
+            + mean_out[t.dataset_idx][:, mi] * self._e_out[mi][None, :]
+        ) * math.exp(ENERGY_SIGMA**2 / 2)
+        out: FloatArray = energy / 3.6e6 * self.intensity[:, ri] * cat.pue[ri][None, :]
+        return out
+
     def all_outcomes(self) -> Outcomes:
         """Every (request, candidate) pair, as (N, K) arrays (for the oracles and baselines)."""
         n, k = len(self.trace), self.catalog.n_candidates

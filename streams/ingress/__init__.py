@@ -10,7 +10,7 @@ from streams.ingress.context import PERMISSIVE, IngressContext
 from streams.ingress.intensity import parse_intensity, parse_intensity_many
 from streams.ingress.limits import DEFAULT_LIMITS, Limits
 from streams.ingress.policy import PolicyUpdate, parse_policy
-from streams.ingress.rejected import Reason, Rejected, Source, Stage
+from streams.ingress.rejected import Rejected, RejectReason, Source, Stage
 from streams.ingress.requests import parse_request
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "IngressContext",
     "Limits",
     "PolicyUpdate",
-    "Reason",
+    "RejectReason",
     "Rejected",
     "Source",
     "Stage",

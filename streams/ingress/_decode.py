@@ -21,7 +21,7 @@ import orjson
 
 from streams.ingress._errors import Bad
 from streams.ingress._fields import safe_key
-from streams.ingress.rejected import Reason, Stage
+from streams.ingress.rejected import RejectReason, Stage
 
 _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
 
@@ -29,10 +29,10 @@ _SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
 def decode_object(raw: bytes | bytearray | memoryview | None, max_bytes: int) -> dict[str, Any]:
     """Decode one JSON object; raise ``Bad`` (stage decode/validate) on anything else."""
     if raw is None or len(raw) == 0:
-        raise Bad(Reason.EMPTY, "empty message (null or zero bytes)", stage=Stage.DECODE)
+        raise Bad(RejectReason.EMPTY, "empty message (null or zero bytes)", stage=Stage.DECODE)
     if len(raw) > max_bytes:
         raise Bad(
-            Reason.TOO_LARGE,
+            RejectReason.TOO_LARGE,
             f"message is {len(raw)} bytes, limit is {max_bytes}",
             stage=Stage.DECODE,
         )
@@ -44,7 +44,7 @@ def decode_object(raw: bytes | bytearray | memoryview | None, max_bytes: int) ->
         raise _decode_error(raw, exc) from None
     if type(value) is not dict:
         raise Bad(
-            Reason.NOT_AN_OBJECT,
+            RejectReason.NOT_AN_OBJECT,
             f"top-level JSON value must be an object, got {_json_type(value)}",
             stage=Stage.DECODE,
         )
@@ -61,7 +61,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, val in pairs:
         if key in out:
             raise Bad(
-                Reason.DUPLICATE_KEY,
+                RejectReason.DUPLICATE_KEY,
                 f"key {safe_key(key)!r} appears more than once in one object",
                 field=safe_key(key),
                 stage=Stage.DECODE,
@@ -70,25 +70,33 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# One decoder for every check: ``json.loads(..., object_pairs_hook=...)`` builds a new one per
+# call (a tenth of a poison flood is duplicate keys, each taking this path).
+_DUPLICATES = json.JSONDecoder(object_pairs_hook=_reject_duplicates)
+
+
 def _exact_duplicate_check(raw: bytes) -> None:
-    # orjson already accepted the text, so the stdlib parser only has to spot duplicates.
+    # orjson already accepted the text (valid UTF-8), so the stdlib parser only has to spot
+    # duplicates.
     try:
-        json.loads(raw, object_pairs_hook=_reject_duplicates)
+        _DUPLICATES.decode(raw.decode())
     except RecursionError:
-        raise Bad(Reason.TOO_DEEP, "nesting too deep", stage=Stage.DECODE) from None
+        raise Bad(RejectReason.TOO_DEEP, "nesting too deep", stage=Stage.DECODE) from None
 
 
 def _decode_error(raw: bytes, exc: orjson.JSONDecodeError) -> Bad:
     text = str(exc)
     if "UTF-8" in text or "surrogate" in text:
-        return Bad(Reason.INVALID_UTF8, f"invalid UTF-8/unicode: {text}", stage=Stage.DECODE)
+        return Bad(RejectReason.INVALID_UTF8, f"invalid UTF-8/unicode: {text}", stage=Stage.DECODE)
     if "depth" in text or "recursion" in text:
-        return Bad(Reason.TOO_DEEP, f"nesting too deep: {text}", stage=Stage.DECODE)
+        return Bad(RejectReason.TOO_DEEP, f"nesting too deep: {text}", stage=Stage.DECODE)
     if "infinity" in text or b"NaN" in raw or b"Infinity" in raw:
-        return Bad(Reason.NON_FINITE, f"NaN/Infinity are not JSON: {text}", stage=Stage.DECODE)
+        return Bad(
+            RejectReason.NON_FINITE, f"NaN/Infinity are not JSON: {text}", stage=Stage.DECODE
+        )
     if "end of data" in text or "EOF" in text:
-        return Bad(Reason.INVALID_JSON, f"truncated JSON: {text}", stage=Stage.DECODE)
-    return Bad(Reason.INVALID_JSON, f"invalid JSON: {text}", stage=Stage.DECODE)
+        return Bad(RejectReason.INVALID_JSON, f"truncated JSON: {text}", stage=Stage.DECODE)
+    return Bad(RejectReason.INVALID_JSON, f"invalid JSON: {text}", stage=Stage.DECODE)
 
 
 def _json_type(value: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from streams.ingress._errors import Bad
 from streams.ingress.limits import ID_PATTERN
-from streams.ingress.rejected import Reason, Stage
+from streams.ingress.rejected import RejectReason, Stage
 
 MISSING: Final = object()
 _ID_RE = re.compile(ID_PATTERN.rstrip("$") + r"\Z")
@@ -28,14 +28,20 @@ _GOOD_NAMES_MAX = 65_536
 def check_version(d: Mapping[str, Any], supported: Collection[int]) -> int:
     v = d.get("schema_version", MISSING)
     if v is MISSING:
-        raise Bad(Reason.MISSING_SCHEMA_VERSION, "schema_version is required", "schema_version")
+        raise Bad(
+            RejectReason.MISSING_SCHEMA_VERSION, "schema_version is required", "schema_version"
+        )
+    if type(v) is float and math.isfinite(v) and v.is_integer():
+        v = int(v)  # JSON Schema's "const": 1 accepts 1.0
     if type(v) is not int:
         raise Bad(
-            Reason.WRONG_TYPE, f"schema_version must be an integer, got {_t(v)}", "schema_version"
+            RejectReason.WRONG_TYPE,
+            f"schema_version must be an integer, got {_t(v)}",
+            "schema_version",
         )
     if v not in supported:
         raise Bad(
-            Reason.UNSUPPORTED_SCHEMA_VERSION,
+            RejectReason.UNSUPPORTED_SCHEMA_VERSION,
             f"schema_version {v} is not supported (supported: {sorted(supported)})",
             "schema_version",
         )
@@ -46,13 +52,13 @@ def check_keys(d: Mapping[str, Any], allowed: frozenset[str], required: tuple[st
     if not d.keys() <= allowed:
         extra = sorted(k for k in d if k not in allowed)
         raise Bad(
-            Reason.UNKNOWN_FIELD,
+            RejectReason.UNKNOWN_FIELD,
             f"unknown field(s) {[safe_key(k) for k in extra[:5]]} for this schema version",
             safe_key(extra[0]),
         )
     for key in required:
         if key not in d:
-            raise Bad(Reason.MISSING_FIELD, f"{key} is required", key)
+            raise Bad(RejectReason.MISSING_FIELD, f"{key} is required", key)
 
 
 def name(d: Mapping[str, Any], key: str, max_chars: int) -> str:
@@ -74,10 +80,12 @@ def check_name(key: str, v: str, max_chars: int) -> str:
 
 def _check_format(key: str, v: str, max_chars: int) -> None:
     if len(v) > max_chars:
-        raise Bad(Reason.STRING_TOO_LONG, f"{key} is {len(v)} chars, limit is {max_chars}", key)
+        raise Bad(
+            RejectReason.STRING_TOO_LONG, f"{key} is {len(v)} chars, limit is {max_chars}", key
+        )
     if not v or _ID_RE.match(v) is None:
         raise Bad(
-            Reason.BAD_FORMAT,
+            RejectReason.BAD_FORMAT,
             f"{key} must be 1-{max_chars} chars of [A-Za-z0-9._:/@#+=-] starting with a "
             f"letter or digit, got {clip(v)!r}",
             key,
@@ -93,7 +101,7 @@ def unique_id(d: Mapping[str, Any], key: str, max_chars: int) -> str:
     return v
 
 
-def known(value: str, allowed: Collection[str] | None, key: str, reason: Reason) -> str:
+def known(value: str, allowed: Collection[str] | None, key: str, reason: RejectReason) -> str:
     if allowed is not None and value not in allowed:
         raise Bad(reason, f"{key} {clip(value)!r} is not known", key, Stage.CATALOG)
     return value
@@ -107,7 +115,9 @@ def text(d: Mapping[str, Any], key: str, max_chars: int) -> str | None:
     if type(v) is not str:
         raise _wrong(key, "a string or null", v)
     if len(v) > max_chars:
-        raise Bad(Reason.STRING_TOO_LONG, f"{key} is {len(v)} chars, limit is {max_chars}", key)
+        raise Bad(
+            RejectReason.STRING_TOO_LONG, f"{key} is {len(v)} chars, limit is {max_chars}", key
+        )
     return v
 
 
@@ -120,11 +130,11 @@ def integer(d: Mapping[str, Any], key: str, lo: int, hi: int, *, optional: bool 
         if type(v) is float and math.isfinite(v) and v.is_integer():
             v = int(v)
         elif v is None:
-            raise Bad(Reason.NULL_NOT_ALLOWED, f"{key} must not be null", key)
+            raise Bad(RejectReason.NULL_NOT_ALLOWED, f"{key} must not be null", key)
         else:
             raise _wrong(key, "an integer", v)
     if v < lo or v > hi:
-        raise Bad(Reason.OUT_OF_RANGE, f"{key} must be in [{lo}, {hi}], got {v}", key)
+        raise Bad(RejectReason.OUT_OF_RANGE, f"{key} must be in [{lo}, {hi}], got {v}", key)
     return v
 
 
@@ -142,18 +152,18 @@ def number(
     t = type(v)
     if t is float:
         if not math.isfinite(v):
-            raise Bad(Reason.NON_FINITE, f"{key} must be finite", key)
+            raise Bad(RejectReason.NON_FINITE, f"{key} must be finite", key)
     elif t is int:
         v = float(v)
     elif v is None:
         if optional:
             return None
-        raise Bad(Reason.NULL_NOT_ALLOWED, f"{key} must not be null", key)
+        raise Bad(RejectReason.NULL_NOT_ALLOWED, f"{key} must not be null", key)
     else:
         raise _wrong(key, "a number", v)
     if v < lo or v > hi or (lo_exclusive and v == lo):
         lo_b = "(" if lo_exclusive else "["
-        raise Bad(Reason.OUT_OF_RANGE, f"{key} must be in {lo_b}{lo}, {hi}], got {v}", key)
+        raise Bad(RejectReason.OUT_OF_RANGE, f"{key} must be in {lo_b}{lo}, {hi}], got {v}", key)
     return v
 
 
@@ -164,7 +174,7 @@ def boolean(d: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
     if v is None:
         if optional:
             return None
-        raise Bad(Reason.NULL_NOT_ALLOWED, f"{key} must not be null", key)
+        raise Bad(RejectReason.NULL_NOT_ALLOWED, f"{key} must not be null", key)
     raise _wrong(key, "a boolean", v)
 
 
@@ -174,7 +184,7 @@ def name_list(
     max_items: int,
     max_chars: int,
     allowed: frozenset[str] | None,
-    unknown: Reason,
+    unknown: RejectReason,
 ) -> tuple[str, ...] | None:
     """An optional list of unique names, each in ``allowed`` (when given)."""
     v = d.get(key)
@@ -183,7 +193,9 @@ def name_list(
     if type(v) is not list:
         raise _wrong(key, "an array of strings or null", v)
     if len(v) > max_items:
-        raise Bad(Reason.LIST_TOO_LONG, f"{key} has {len(v)} items, limit is {max_items}", key)
+        raise Bad(
+            RejectReason.LIST_TOO_LONG, f"{key} has {len(v)} items, limit is {max_items}", key
+        )
     out = tuple(v)
     try:  # fast path: every entry is a known catalog name
         known_all = allowed is not None and allowed.issuperset(out)
@@ -199,7 +211,7 @@ def name_list(
             if allowed is not None:
                 raise Bad(unknown, f"{key} names unknown {clip(item)!r}", key, Stage.CATALOG)
     if len(set(out)) != len(out):
-        raise Bad(Reason.DUPLICATE_ITEM, f"{key} lists the same entry twice", key)
+        raise Bad(RejectReason.DUPLICATE_ITEM, f"{key} lists the same entry twice", key)
     return out
 
 
@@ -209,7 +221,7 @@ def one_of(d: Mapping[str, Any], key: str, choices: frozenset[str], *, optional:
         return None
     if type(v) is not str or v not in choices:
         raise Bad(
-            Reason.BAD_FORMAT if type(v) is str else Reason.WRONG_TYPE,
+            RejectReason.BAD_FORMAT if type(v) is str else RejectReason.WRONG_TYPE,
             f"{key} must be one of {sorted(choices)}, got {clip(repr(v))}",
             key,
         )
@@ -217,7 +229,7 @@ def one_of(d: Mapping[str, Any], key: str, choices: frozenset[str], *, optional:
 
 
 def _wrong(key: str, expected: str, v: Any) -> Bad:
-    return Bad(Reason.WRONG_TYPE, f"{key} must be {expected}, got {_t(v)}", key)
+    return Bad(RejectReason.WRONG_TYPE, f"{key} must be {expected}, got {_t(v)}", key)
 
 
 def _t(v: Any) -> str:

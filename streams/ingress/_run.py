@@ -11,7 +11,7 @@ from streams.ingress._decode import decode_object
 from streams.ingress._errors import Bad
 from streams.ingress.context import IngressContext
 from streams.ingress.limits import ID_PATTERN
-from streams.ingress.rejected import Kind, Reason, Rejected, Source, Stage
+from streams.ingress.rejected import Kind, Rejected, RejectReason, Source, Stage
 
 T = TypeVar("T")
 _ID_RE = re.compile(ID_PATTERN.rstrip("$") + r"\Z")
@@ -33,10 +33,14 @@ def run(
         return _rejected(kind, raw, source, d, bad.stage, bad.reason, bad.message, bad.field)
     except CoreError as exc:
         # The core's own constructor checks are a second line: our checks should have caught it.
-        return _rejected(kind, raw, source, d, Stage.VALIDATE, Reason.OUT_OF_RANGE, str(exc), None)
+        return _rejected(
+            kind, raw, source, d, Stage.VALIDATE, RejectReason.OUT_OF_RANGE, str(exc), None
+        )
     except Exception as exc:  # a parser bug must not crash a worker; keep the input for replay
         msg = f"internal error while parsing: {type(exc).__name__}: {exc}"[:1000]
-        return _rejected(kind, raw, source, d, Stage.INTERNAL, Reason.INTERNAL_ERROR, msg, None)
+        return _rejected(
+            kind, raw, source, d, Stage.INTERNAL, RejectReason.INTERNAL_ERROR, msg, None
+        )
 
 
 def _rejected(
@@ -45,7 +49,7 @@ def _rejected(
     source: Source | None,
     d: dict[str, Any] | None,
     stage: Stage,
-    reason: Reason,
+    reason: RejectReason,
     message: str,
     field: str | None,
 ) -> Rejected:

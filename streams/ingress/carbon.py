@@ -29,7 +29,7 @@ from streams.data._csv import read_header, read_rows
 from streams.data.carbon import zone_of
 from streams.data.errors import DataFileError
 from streams.ingress._errors import Bad
-from streams.ingress.rejected import Reason
+from streams.ingress.rejected import RejectReason
 
 EmissionFactor = Literal["lifecycle", "direct"]
 
@@ -65,7 +65,7 @@ class IntensityEvent(TypedDict, total=False):
 
 
 class CarbonAdapterError(ValueError):
-    def __init__(self, reason: Reason, message: str) -> None:
+    def __init__(self, reason: RejectReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -102,11 +102,11 @@ def _event(
 def parse_timestamp_ms(value: Any, field: str) -> int:
     """ISO-8601 (``Z``, offsets, fractions, or ``YYYY-MM-DD HH:MM:SS`` as UTC) -> epoch ms."""
     if type(value) is not str or not value or len(value) > _MAX_TIMESTAMP_CHARS:
-        raise Bad(Reason.BAD_FORMAT, f"{field} must be an ISO-8601 timestamp string", field)
+        raise Bad(RejectReason.BAD_FORMAT, f"{field} must be an ISO-8601 timestamp string", field)
     try:
         dt = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise Bad(Reason.BAD_FORMAT, f"{field} is not ISO-8601: {value!r}", field) from None
+        raise Bad(RejectReason.BAD_FORMAT, f"{field} is not ISO-8601: {value!r}", field) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return round(dt.timestamp() * 1000)
@@ -118,18 +118,18 @@ def _optional_timestamp_ms(value: Any, field: str) -> int | None:
 
 def _finite(value: Any, field: str) -> float:
     if type(value) is bool or not isinstance(value, int | float):
-        raise Bad(Reason.WRONG_TYPE, f"{field} must be a number", field)
+        raise Bad(RejectReason.WRONG_TYPE, f"{field} must be a number", field)
     v = float(value)
     if not math.isfinite(v):
-        raise Bad(Reason.NON_FINITE, f"{field} must be finite", field)
+        raise Bad(RejectReason.NON_FINITE, f"{field} must be finite", field)
     return v
 
 
 def _text(value: Any, field: str, limit: int = 64) -> str:
     if type(value) is not str or not value:
-        raise Bad(Reason.WRONG_TYPE, f"{field} must be a non-empty string", field)
+        raise Bad(RejectReason.WRONG_TYPE, f"{field} must be a non-empty string", field)
     if len(value) > limit:
-        raise Bad(Reason.STRING_TOO_LONG, f"{field} is longer than {limit} chars", field)
+        raise Bad(RejectReason.STRING_TOO_LONG, f"{field} is longer than {limit} chars", field)
     return value
 
 
@@ -144,7 +144,7 @@ def em_csv_columns(header: list[str], emission_factor: EmissionFactor) -> str:
         if low.startswith("carbon intensity") and low.endswith(tag):
             return name
     raise CarbonAdapterError(
-        Reason.MISSING_FIELD, f"no 'Carbon Intensity ... {tag}' column in header {header}"
+        RejectReason.MISSING_FIELD, f"no 'Carbon Intensity ... {tag}' column in header {header}"
     )
 
 
@@ -156,15 +156,18 @@ def from_em_csv_row(
         estimated_text = row.get("Data Estimated", "").strip().lower()
         if estimated_text not in ("true", "false", ""):
             raise Bad(
-                Reason.BAD_FORMAT, f"Data Estimated must be true/false, got {estimated_text!r}"
+                RejectReason.BAD_FORMAT,
+                f"Data Estimated must be true/false, got {estimated_text!r}",
             )
         value_text = row.get(column, "").strip()
         if not value_text:
-            raise Bad(Reason.MISSING_FIELD, f"empty {column!r}", column)
+            raise Bad(RejectReason.MISSING_FIELD, f"empty {column!r}", column)
         try:
             value = float(value_text)
         except ValueError:
-            raise Bad(Reason.WRONG_TYPE, f"{column!r} is not a number: {value_text!r}") from None
+            raise Bad(
+                RejectReason.WRONG_TYPE, f"{column!r} is not a number: {value_text!r}"
+            ) from None
         method = row.get("Data Estimation Method", "").strip() or None
         return _event(
             zone,
@@ -210,7 +213,7 @@ def from_em_api(obj: Mapping[str, Any]) -> list[IntensityEvent]:
         if history is None:
             return [_em_api_point(obj, None)]
         if type(history) is not list:
-            raise Bad(Reason.WRONG_TYPE, "history must be an array", "history")
+            raise Bad(RejectReason.WRONG_TYPE, "history must be an array", "history")
         zone = obj.get("zone")
         return [_em_api_point(p, zone) for p in history]
     except Bad as bad:
@@ -219,14 +222,14 @@ def from_em_api(obj: Mapping[str, Any]) -> list[IntensityEvent]:
 
 def _em_api_point(p: Any, zone: Any) -> IntensityEvent:
     if not isinstance(p, Mapping):
-        raise Bad(Reason.WRONG_TYPE, "an Electricity Maps point must be an object")
+        raise Bad(RejectReason.WRONG_TYPE, "an Electricity Maps point must be an object")
     value = p.get("carbonIntensity")
     if value is None:
-        raise Bad(Reason.MISSING_FIELD, "carbonIntensity is required", "carbonIntensity")
+        raise Bad(RejectReason.MISSING_FIELD, "carbonIntensity is required", "carbonIntensity")
     factor = p.get("emissionFactorType", "lifecycle")
     estimated = p.get("isEstimated", False)
     if type(estimated) is not bool:
-        raise Bad(Reason.WRONG_TYPE, "isEstimated must be a boolean", "isEstimated")
+        raise Bad(RejectReason.WRONG_TYPE, "isEstimated must be a boolean", "isEstimated")
     method = p.get("estimationMethod")
     return _event(
         _text(p.get("zone") or zone, "zone"),
@@ -250,12 +253,12 @@ def from_watttime(obj: Any, zone: str | None = None) -> list[IntensityEvent]:
         if isinstance(obj, list):
             return [_watttime_point(p, {}, zone) for p in obj]
         if not isinstance(obj, Mapping):
-            raise Bad(Reason.WRONG_TYPE, "WattTime data must be an object or array")
+            raise Bad(RejectReason.WRONG_TYPE, "WattTime data must be an object or array")
         if "data" in obj:
             meta = obj.get("meta", {})
             data = obj["data"]
             if not isinstance(meta, Mapping) or type(data) is not list:
-                raise Bad(Reason.WRONG_TYPE, "WattTime envelope needs meta{} and data[]")
+                raise Bad(RejectReason.WRONG_TYPE, "WattTime envelope needs meta{} and data[]")
             return [_watttime_point(p, meta, zone) for p in data]
         return [_watttime_point(obj, {}, zone)]
     except Bad as bad:
@@ -264,11 +267,11 @@ def from_watttime(obj: Any, zone: str | None = None) -> list[IntensityEvent]:
 
 def _watttime_point(p: Any, meta: Mapping[str, Any], zone: str | None) -> IntensityEvent:
     if not isinstance(p, Mapping):
-        raise Bad(Reason.WRONG_TYPE, "a WattTime point must be an object")
+        raise Bad(RejectReason.WRONG_TYPE, "a WattTime point must be an object")
     signal = p.get("signal_type", meta.get("signal_type", "co2_moer"))
     if type(signal) is not str or signal not in _WATTTIME_SIGNALS:
         raise Bad(
-            Reason.BAD_FORMAT,
+            RejectReason.BAD_FORMAT,
             f"unsupported WattTime signal_type {str(signal)[:40]!r} "
             f"(supported: {sorted(_WATTTIME_SIGNALS)})",
             "signal_type",
@@ -276,7 +279,7 @@ def _watttime_point(p: Any, meta: Mapping[str, Any], zone: str | None) -> Intens
     units = p.get("units", meta.get("units", "lbs_co2_per_mwh"))
     factor = _UNIT_FACTORS.get(units.lower()) if type(units) is str else None
     if factor is None:
-        raise Bad(Reason.BAD_FORMAT, f"unsupported units {str(units)[:40]!r}", "units")
+        raise Bad(RejectReason.BAD_FORMAT, f"unsupported units {str(units)[:40]!r}", "units")
     where = zone or p.get("region") or p.get("ba") or meta.get("region")
     ts_ms = parse_timestamp_ms(p.get("point_time"), "point_time")
     generated_ms = _optional_timestamp_ms(meta.get("generated_at"), "generated_at")

@@ -8,21 +8,12 @@ from streams.core.inputs import Completion
 from streams.ingress import _fields as f
 from streams.ingress._run import run
 from streams.ingress.context import PERMISSIVE, IngressContext
-from streams.ingress.rejected import Reason, Rejected, Source
+from streams.ingress.rejected import Rejected, RejectReason, Source
+from streams.ingress.schema_fields import allowed_keys, required_keys
 
 SUPPORTED_VERSIONS = frozenset({1})
-_REQUIRED = (
-    "request_id",
-    "tenant",
-    "model",
-    "region",
-    "dataset",
-    "ts_ms",
-    "latency_ms",
-    "input_tokens",
-    "output_tokens",
-)
-_KEYS = frozenset(("schema_version", *_REQUIRED, "energy_j", "correct"))
+_REQUIRED = required_keys("completions")
+_KEYS = allowed_keys("completions")
 _REQUIRED_SET = frozenset(_REQUIRED)
 
 
@@ -42,20 +33,26 @@ def _build(d: dict[str, Any], ctx: IngressContext) -> Completion:
         f.check_keys(d, _KEYS, _REQUIRED)
     request_id = f.unique_id(d, "request_id", lim.max_id_chars)
     tenant = f.known(
-        f.name(d, "tenant", lim.max_name_chars), ctx.tenants, "tenant", Reason.UNKNOWN_TENANT
+        f.name(d, "tenant", lim.max_name_chars), ctx.tenants, "tenant", RejectReason.UNKNOWN_TENANT
     )
     dataset = f.known(
-        f.name(d, "dataset", lim.max_name_chars), ctx.datasets, "dataset", Reason.UNKNOWN_DATASET
+        f.name(d, "dataset", lim.max_name_chars),
+        ctx.datasets,
+        "dataset",
+        RejectReason.UNKNOWN_DATASET,
     )
     model, region = d["model"], d["region"]
     # Catalog names are trusted: a hit skips the format check.
     if ctx.models is None or type(model) is not str or model not in ctx.models:
         model = f.known(
-            f.name(d, "model", lim.max_model_chars), ctx.models, "model", Reason.UNKNOWN_MODEL
+            f.name(d, "model", lim.max_model_chars), ctx.models, "model", RejectReason.UNKNOWN_MODEL
         )
     if ctx.regions is None or type(region) is not str or region not in ctx.regions:
         region = f.known(
-            f.name(d, "region", lim.max_name_chars), ctx.regions, "region", Reason.UNKNOWN_REGION
+            f.name(d, "region", lim.max_name_chars),
+            ctx.regions,
+            "region",
+            RejectReason.UNKNOWN_REGION,
         )
     ts_ms = d["ts_ms"]
     if type(ts_ms) is not int or not lim.min_ts_ms <= ts_ms < lim.max_ts_ms:

@@ -8,24 +8,12 @@ from typing import Any
 from streams.ingress import _fields as f
 from streams.ingress._run import run
 from streams.ingress.context import PERMISSIVE, IngressContext
-from streams.ingress.rejected import Reason, Rejected, Source
+from streams.ingress.rejected import Rejected, RejectReason, Source
+from streams.ingress.schema_fields import allowed_keys, required_keys
 
 SUPPORTED_VERSIONS = frozenset({1})
-_REQUIRED = (
-    "request_id",
-    "tenant",
-    "dataset",
-    "model",
-    "region",
-    "candidate_index",
-    "input_tokens",
-    "output_tokens_est",
-    "client_region",
-    "ts_ms",
-    "policy",
-    "reason",
-)
-_KEYS = frozenset(("schema_version", *_REQUIRED))
+_REQUIRED = required_keys("dispatch")
+_KEYS = allowed_keys("dispatch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +50,13 @@ def _build(d: dict[str, Any], ctx: IngressContext) -> DispatchOrder:
         tenant=f.name(d, "tenant", lim.max_name_chars),
         dataset=f.name(d, "dataset", lim.max_name_chars),
         model=f.known(
-            f.name(d, "model", lim.max_model_chars), ctx.models, "model", Reason.UNKNOWN_MODEL
+            f.name(d, "model", lim.max_model_chars), ctx.models, "model", RejectReason.UNKNOWN_MODEL
         ),
         region=f.known(
-            f.name(d, "region", lim.max_name_chars), ctx.regions, "region", Reason.UNKNOWN_REGION
+            f.name(d, "region", lim.max_name_chars),
+            ctx.regions,
+            "region",
+            RejectReason.UNKNOWN_REGION,
         ),
         candidate_index=f.integer(d, "candidate_index", 0, 1_000_000),
         input_tokens=f.integer(d, "input_tokens", 1, lim.max_input_tokens),

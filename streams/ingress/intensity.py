@@ -17,13 +17,12 @@ from streams.ingress._errors import Bad
 from streams.ingress._run import run
 from streams.ingress.carbon import CarbonAdapterError, from_em_api, from_watttime
 from streams.ingress.context import PERMISSIVE, IngressContext
-from streams.ingress.rejected import Reason, Rejected, Source
+from streams.ingress.rejected import Rejected, RejectReason, Source
+from streams.ingress.schema_fields import allowed_keys, required_keys
 
 SUPPORTED_VERSIONS = frozenset({1})
-_REQUIRED = ("zone", "intensity_g_per_kwh", "ts_ms", "source", "signal_type", "estimated")
-_KEYS = frozenset(
-    ("schema_version", *_REQUIRED, "updated_at_ms", "estimation_method", "emission_factor")
-)
+_REQUIRED = required_keys("carbon-intensity")
+_KEYS = allowed_keys("carbon-intensity")
 _SIGNALS = frozenset(("average", "marginal"))
 _FACTORS = frozenset(("lifecycle", "direct"))
 
@@ -38,7 +37,7 @@ def parse_intensity(
         events = _events(d, c)
         if len(events) != 1:
             raise Bad(
-                Reason.WRONG_TYPE,
+                RejectReason.WRONG_TYPE,
                 f"expected one reading, got {len(events)} (use parse_intensity_many)",
             )
         return _reading(events[0], c, offset)
@@ -56,7 +55,7 @@ def parse_intensity_many(
         events = _events(d, c)
         if len(events) > c.limits.max_intensity_batch_points:
             raise Bad(
-                Reason.LIST_TOO_LONG,
+                RejectReason.LIST_TOO_LONG,
                 f"{len(events)} points, limit is {c.limits.max_intensity_batch_points}",
             )
         return [_reading(e, c, offset) for e in events]
@@ -77,7 +76,7 @@ def _events(d: dict[str, Any], ctx: IngressContext) -> list[Mapping[str, Any]]:
     except CarbonAdapterError as exc:
         raise Bad(exc.reason, str(exc)) from None
     raise Bad(
-        Reason.MISSING_SCHEMA_VERSION,
+        RejectReason.MISSING_SCHEMA_VERSION,
         "not a carbon-intensity.v1 event (no schema_version) nor a known provider shape",
         "schema_version",
     )
@@ -86,7 +85,9 @@ def _events(d: dict[str, Any], ctx: IngressContext) -> list[Mapping[str, Any]]:
 def event_fields(d: Mapping[str, Any], ctx: IngressContext) -> dict[str, Any]:
     """Validate a v1 event's fields (shared by the parser and the tests)."""
     lim = ctx.limits
-    zone = f.known(f.name(d, "zone", lim.max_name_chars), ctx.zones, "zone", Reason.UNKNOWN_ZONE)
+    zone = f.known(
+        f.name(d, "zone", lim.max_name_chars), ctx.zones, "zone", RejectReason.UNKNOWN_ZONE
+    )
     return {
         "zone": zone,
         "intensity_g_per_kwh": f.number(d, "intensity_g_per_kwh", 0.0, lim.max_intensity_g_per_kwh),

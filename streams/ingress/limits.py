@@ -1,7 +1,7 @@
 """Size and range limits for every input record (mirrored in ``schemas/*.v1.json``).
 
 One place for the numbers: the parsers read them from here, the JSON Schemas state the same
-values and ``tests/edges/test_schema_contract.py`` checks that the two agree.
+values and ``tests/unit/schema/test_schema_contract.py`` checks that the two agree.
 """
 
 from __future__ import annotations

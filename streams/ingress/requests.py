@@ -11,30 +11,12 @@ from streams.ingress import _fields as f
 from streams.ingress._errors import Bad
 from streams.ingress._run import run
 from streams.ingress.context import PERMISSIVE, IngressContext
-from streams.ingress.rejected import Reason, Rejected, Source, Stage
+from streams.ingress.rejected import Rejected, RejectReason, Source, Stage
+from streams.ingress.schema_fields import allowed_keys, required_keys
 
 SUPPORTED_VERSIONS = frozenset({1})
-_REQUIRED = (
-    "request_id",
-    "tenant",
-    "dataset",
-    "input_tokens",
-    "client_region",
-    "ts_ms",
-)
-_KEYS = frozenset(
-    (
-        "schema_version",
-        *_REQUIRED,
-        "output_tokens_est",
-        "floor",
-        "latency_cap_ms",
-        "allow_models",
-        "deny_models",
-        "allow_regions",
-        "deny_regions",
-    )
-)
+_REQUIRED = required_keys("requests")
+_KEYS = allowed_keys("requests")
 _OVERRIDES = frozenset(
     ("floor", "latency_cap_ms", "allow_models", "deny_models", "allow_regions", "deny_regions")
 )
@@ -42,8 +24,18 @@ _REQUIRED_SET = frozenset(_REQUIRED)
 
 
 _FIELDS = (
-    "request_id", "tenant", "dataset", "input_tokens", "output_tokens_est", "client_region",
-    "ts_ms", "floor", "latency_cap_ms", "allow_models", "deny_models", "allow_regions",
+    "request_id",
+    "tenant",
+    "dataset",
+    "input_tokens",
+    "output_tokens_est",
+    "client_region",
+    "ts_ms",
+    "floor",
+    "latency_cap_ms",
+    "allow_models",
+    "deny_models",
+    "allow_regions",
     "deny_regions",
 )
 
@@ -60,24 +52,58 @@ def _slot_setters() -> tuple[Callable[[Request, Any], None], ...] | None:
 _SETTERS = _slot_setters()
 _new = object.__new__
 if _SETTERS is not None:
-    (_set_id, _set_tenant, _set_dataset, _set_in, _set_out, _set_client, _set_ts, _set_floor,
-     _set_cap, _set_am, _set_dm, _set_ar, _set_dr) = _SETTERS
+    (
+        _set_id,
+        _set_tenant,
+        _set_dataset,
+        _set_in,
+        _set_out,
+        _set_client,
+        _set_ts,
+        _set_floor,
+        _set_cap,
+        _set_am,
+        _set_dm,
+        _set_ar,
+        _set_dr,
+    ) = _SETTERS
 
 
 def _request(
-    request_id: str, tenant: str, dataset: str, input_tokens: int, output_tokens_est: int | None,
-    client_region: str, ts_ms: int, floor: float | None, latency_cap_ms: float | None,
-    allow_models: tuple[str, ...] | None, deny_models: tuple[str, ...] | None,
-    allow_regions: tuple[str, ...] | None, deny_regions: tuple[str, ...] | None,
+    request_id: str,
+    tenant: str,
+    dataset: str,
+    input_tokens: int,
+    output_tokens_est: int | None,
+    client_region: str,
+    ts_ms: int,
+    floor: float | None,
+    latency_cap_ms: float | None,
+    allow_models: tuple[str, ...] | None,
+    deny_models: tuple[str, ...] | None,
+    allow_regions: tuple[str, ...] | None,
+    deny_regions: tuple[str, ...] | None,
 ) -> Request:
     """``Request(...)`` without its ``__post_init__`` re-check: every value was checked
     here already, more strictly (types, ranges, catalog names; the fuzz tests assert that the
     checked constructor accepts every parsed request). One slot store per field, unrolled
     (a loop over the setters cost about as much again)."""
     if _SETTERS is None:
-        return Request(request_id, tenant, dataset, input_tokens, output_tokens_est,
-                       client_region, ts_ms, floor, latency_cap_ms, allow_models, deny_models,
-                       allow_regions, deny_regions)
+        return Request(
+            request_id,
+            tenant,
+            dataset,
+            input_tokens,
+            output_tokens_est,
+            client_region,
+            ts_ms,
+            floor,
+            latency_cap_ms,
+            allow_models,
+            deny_models,
+            allow_regions,
+            deny_regions,
+        )
     req = _new(Request)
     _set_id(req, request_id)
     _set_tenant(req, tenant)
@@ -114,9 +140,11 @@ def _build(d: dict[str, Any], ctx: IngressContext) -> Request:
     dataset = f.name(d, "dataset", lim.max_name_chars)
     client_region = f.name(d, "client_region", lim.max_name_chars)
     if ctx.tenants is not None or ctx.datasets is not None or ctx.client_regions is not None:
-        f.known(tenant, ctx.tenants, "tenant", Reason.UNKNOWN_TENANT)
-        f.known(dataset, ctx.datasets, "dataset", Reason.UNKNOWN_DATASET)
-        f.known(client_region, ctx.client_regions, "client_region", Reason.UNKNOWN_CLIENT_REGION)
+        f.known(tenant, ctx.tenants, "tenant", RejectReason.UNKNOWN_TENANT)
+        f.known(dataset, ctx.datasets, "dataset", RejectReason.UNKNOWN_DATASET)
+        f.known(
+            client_region, ctx.client_regions, "client_region", RejectReason.UNKNOWN_CLIENT_REGION
+        )
     input_tokens = d["input_tokens"]
     if type(input_tokens) is not int or not 1 <= input_tokens <= lim.max_input_tokens:
         input_tokens = f.integer(d, "input_tokens", 1, lim.max_input_tokens)
@@ -132,8 +160,19 @@ def _build(d: dict[str, Any], ctx: IngressContext) -> Request:
         ts_ms = f.integer(d, "ts_ms", lim.min_ts_ms, lim.max_ts_ms - 1)
     if _OVERRIDES.isdisjoint(d):
         return _request(
-            request_id, tenant, dataset, input_tokens, output_tokens_est, client_region, ts_ms,
-            None, None, None, None, None, None,
+            request_id,
+            tenant,
+            dataset,
+            input_tokens,
+            output_tokens_est,
+            client_region,
+            ts_ms,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
         )
     return _with_overrides(
         d, ctx, request_id, tenant, dataset, input_tokens, output_tokens_est, client_region, ts_ms
@@ -158,16 +197,20 @@ def _with_overrides(
     allow_models = deny_models = allow_regions = deny_regions = None
     floor = latency_cap_ms = None
     if "allow_models" in d:
-        allow_models = _name_list(d, "allow_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
+        allow_models = _name_list(
+            d, "allow_models", items, m_chars, models, RejectReason.UNKNOWN_MODEL
+        )
     if "deny_models" in d:
-        deny_models = _name_list(d, "deny_models", items, m_chars, models, Reason.UNKNOWN_MODEL)
+        deny_models = _name_list(
+            d, "deny_models", items, m_chars, models, RejectReason.UNKNOWN_MODEL
+        )
     if "allow_regions" in d:
         allow_regions = _name_list(
-            d, "allow_regions", items, r_chars, regions, Reason.UNKNOWN_REGION
+            d, "allow_regions", items, r_chars, regions, RejectReason.UNKNOWN_REGION
         )
     if "deny_regions" in d:
         deny_regions = _name_list(
-            d, "deny_regions", items, r_chars, regions, Reason.UNKNOWN_REGION
+            d, "deny_regions", items, r_chars, regions, RejectReason.UNKNOWN_REGION
         )
     if allow_models is not None:
         _check_not_empty("models", allow_models, deny_models)
@@ -229,7 +272,7 @@ def _check_not_empty(
     # An empty allow-list, or one the deny-list cancels entirely, can never be served.
     if allow is not None and (not allow or (deny is not None and set(allow) <= set(deny))):
         raise Bad(
-            Reason.CONFLICTING_CONSTRAINTS,
+            RejectReason.CONFLICTING_CONSTRAINTS,
             f"allow_{what} leaves nothing to choose from (empty or entirely denied)",
             f"allow_{what}",
             Stage.VALIDATE,

@@ -1,8 +1,9 @@
-"""Metrics to InfluxDB-compatible stores (VictoriaMetrics here) without blocking routing."""
+"""Metrics to InfluxDB without blocking routing."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 
 from streams.config import InfluxSettings
@@ -12,6 +13,7 @@ from streams.metrics.measurements import (
     BudgetSample,
     CandidateSample,
     CompletionSample,
+    DatasetDecisions,
     DecisionSample,
     DualSample,
     IntensitySample,
@@ -27,6 +29,7 @@ __all__ = [
     "BudgetSample",
     "CandidateSample",
     "CompletionSample",
+    "DatasetDecisions",
     "DecisionSample",
     "DualSample",
     "InfluxSink",
@@ -41,7 +44,9 @@ __all__ = [
 
 
 def default_worker_tag() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+    # Container replicas all run as PID 1 and, on the host's network, share its name: the
+    # random suffix keeps their series apart (two compose workers wrote one "vm-1" series).
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 def build_metrics(settings: InfluxSettings, *, sink: LineSink | None = None) -> Metrics:

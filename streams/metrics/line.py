@@ -1,4 +1,4 @@
-"""InfluxDB line protocol encoding (the subset we write: float/int fields, string tags).
+"""InfluxDB line protocol encoding (what we write: float/int/bool/string fields, string tags).
 
 Hand-rolled rather than ``influxdb_client.Point`` because the writer encodes every point on the
 caller's thread and ``Point`` is several times slower; the escaping rules are the documented ones
@@ -13,7 +13,9 @@ from collections.abc import Mapping
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
 
-FieldValue = float | int | bool
+_STRING_ESCAPES = str.maketrans({'"': r"\"", "\\": r"\\"})
+
+FieldValue = float | int | bool | str
 
 
 def escape_tag(value: str) -> str:
@@ -23,6 +25,8 @@ def escape_tag(value: str) -> str:
 def _field(value: FieldValue) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.translate(_STRING_ESCAPES) + '"'
     if isinstance(value, int):
         return f"{value}i"
     if not math.isfinite(value):

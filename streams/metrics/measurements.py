@@ -1,19 +1,29 @@
 """The typed metrics API: one method per measurement of the catalogue (docs/operations.md).
 
 Callers hand over a whole batch; each method aggregates per tag set and writes one point per
-group, so the cost per routed request is a dict update, not a line. VictoriaMetrics turns
-``measurement field=value`` into the series ``measurement_field``; every categorical value is a
-tag because string fields are stored as 0. Counters are per-batch deltas (query them with
-``sum_over_time``), gauges are last values (``last_over_time``/``max``).
+group, so the cost per routed request is a dict update, not a line. InfluxDB schema: tags only
+for bounded dimensions (tenant, model, region, zone, dataset, reason, stage, worker, ...), values
+as fields, descriptive strings (a reading's source) as string fields, flags as booleans; never a
+request id. Counters are per-batch deltas (``sum`` them over a window), gauges are last values.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
-from streams.metrics.line import encode_with_head, head
+from streams.metrics.line import FieldValue, encode_with_head, head
+from streams.metrics.samples import (
+    AccuracySample,
+    BudgetSample,
+    CandidateSample,
+    CompletionSample,
+    DatasetDecisions,
+    DecisionSample,
+    DualSample,
+    IntensitySample,
+    LagSample,
+)
 from streams.metrics.writer import MetricsWriter
 
 DECISIONS = "gar_decisions"
@@ -29,6 +39,26 @@ CONSUMER = "gar_consumer"
 THROUGHPUT = "gar_throughput"
 WRITER = "gar_metrics_writer"
 EVENT_LOOP = "gar_event_loop"
+ACCURACY = "gar_accuracy"
+POLICY = "gar_policy"
+DECISION_LATENCY = "gar_decision_latency"
+REFUSED = "gar_refused_outputs"
+
+# Upper bounds (ms) of the request-to-decision latency histogram; the last bucket is "+Inf".
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000)
+
+__all__ = [
+    "AccuracySample",
+    "BudgetSample",
+    "CandidateSample",
+    "CompletionSample",
+    "DatasetDecisions",
+    "DecisionSample",
+    "DualSample",
+    "IntensitySample",
+    "LagSample",
+    "Metrics",
+]
 
 DecisionKey = tuple[str, str, str, str, str]  # tenant, model, region, reason, policy
 _MAX_CACHED_HEADS = 10_000  # decision series whose escaped tags are kept (~300 B each)
@@ -47,97 +77,10 @@ ALL_MEASUREMENTS = (
     THROUGHPUT,
     WRITER,
     EVENT_LOOP,
+    ACCURACY,
+    POLICY,
+    DECISION_LATENCY,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionSample:
-    """One routed request as the dashboards need it."""
-
-    tenant: str
-    model: str
-    region: str
-    reason: str
-    policy: str
-    co2_est_g: float
-    accuracy_est: float
-    latency_p95_est_ms: float
-    # What the always-largest baseline would have emitted for the same request (None: unknown).
-    co2_baseline_g: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CompletionSample:
-    tenant: str
-    model: str
-    region: str
-    latency_ms: float
-    co2_realised_g: float | None = None
-    co2_est_g: float | None = None
-    energy_j: float | None = None
-    correct: bool | None = None
-    slo_latency_ms: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSample:
-    tenant: str
-    spend_g: float
-    budget_g: float
-    window_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class DualSample:
-    tenant: str
-    lambda_carbon: float
-    nu_latency: float
-    mu_accuracy_by_dataset: Mapping[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class AccuracySample:
-    model: str
-    dataset: str
-    accuracy_est: float
-    accuracy_obs: float | None
-    n_obs: int
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateSample:
-    """Estimator view of one candidate (model x region): estimate vs what telemetry shows."""
-
-    model: str
-    region: str
-    latency_p95_est_ms: float
-    latency_p95_obs_ms: float | None
-    energy_est_j_per_token: float
-    energy_obs_j_per_token: float | None
-    n_obs: int
-
-
-@dataclass(frozen=True, slots=True)
-class IntensitySample:
-    zone: str
-    intensity_g_per_kwh: float
-    age_s: float
-    source: str
-    signal_type: str
-    estimated: bool
-    stale: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LagSample:
-    topic: str
-    partition: int
-    group: str
-    lag_messages: int
-
-
-def _bool_tag(value: bool) -> str:
-    return "true" if value else "false"
 
 
 class Metrics:
@@ -192,11 +135,15 @@ class Metrics:
             line_head = heads.get(key)
             if line_head is None:  # one series per key: escape and sort its tags once
                 tenant, model, region, reason, policy = key
-                line_head = head(DECISIONS, self._tags(
-                    tenant=tenant, model=model, region=region, reason=reason, policy=policy))
+                line_head = head(
+                    DECISIONS,
+                    self._tags(
+                        tenant=tenant, model=model, region=region, reason=reason, policy=policy
+                    ),
+                )
                 if len(heads) < _MAX_CACHED_HEADS:
                     heads[key] = line_head
-            fields: dict[str, float | int | bool] = {
+            fields: dict[str, FieldValue] = {
                 "count": int(g[0]),
                 "co2_est_g": g[1],
                 "accuracy_est_sum": g[2],
@@ -217,7 +164,12 @@ class Metrics:
         groups: dict[tuple[str, str, str], dict[str, float]] = defaultdict(
             lambda: defaultdict(float)
         )
+        graded_by_dataset: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for s in samples:
+            if s.correct is not None and s.dataset:
+                ds = graded_by_dataset[s.dataset]
+                ds[0] += int(s.correct)
+                ds[1] += 1
             g = groups[(s.tenant, s.model, s.region)]
             g["count"] += 1
             g["latency_ms_sum"] += s.latency_ms
@@ -236,12 +188,64 @@ class Metrics:
         ts = self._ts(ts_ms)
         counts = {"count", "co2_realised_count", "correct_count", "graded_count", "slo_violations"}
         for (tenant, model, region), g in groups.items():
-            fields: dict[str, float | int | bool] = {
+            fields: dict[str, FieldValue] = {
                 k: (int(v) if k in counts else v) for k, v in g.items()
             }
             self._w.add(
                 COMPLETIONS, self._tags(tenant=tenant, model=model, region=region), fields, ts
             )
+        for dataset, (correct, graded) in graded_by_dataset.items():
+            self._w.add(
+                ACCURACY,
+                self._tags(dataset=dataset),
+                {"correct_count": correct, "graded_count": graded},
+                ts,
+            )
+
+    def dataset_decisions(
+        self, samples: Iterable[DatasetDecisions], ts_ms: int | None = None
+    ) -> None:
+        """Per dataset: how many decisions, their estimated accuracy and the floor in force."""
+        if self._w is None:
+            return
+        ts = self._ts(ts_ms)
+        for s in samples:
+            self._w.add(
+                ACCURACY,
+                self._tags(dataset=s.dataset),
+                {"decisions": s.count, "accuracy_est_sum": s.accuracy_est_sum, "floor": s.floor},
+                ts,
+            )
+
+    def policy(
+        self, latency_slo_ms: float, budget_window_s: float, ts_ms: int | None = None
+    ) -> None:
+        """The thresholds the router works to, as series a dashboard can draw."""
+        if self._w is None:
+            return
+        fields: dict[str, FieldValue] = {
+            "latency_slo_ms": latency_slo_ms,
+            "budget_window_s": budget_window_s,
+        }
+        self._w.add(POLICY, self._tags(), fields, self._ts(ts_ms))
+
+    def decision_latency(
+        self, bucket_counts: Sequence[int], sum_ms: float, max_ms: float, ts_ms: int | None = None
+    ) -> None:
+        """Request-to-decision latency over an interval: ``bucket_counts[i]`` requests took at
+        most ``LATENCY_BUCKETS_MS[i]`` (the last entry: all of them, ``le="+Inf"``)."""
+        if self._w is None or not bucket_counts or not bucket_counts[-1]:
+            return
+        ts = self._ts(ts_ms)
+        bounds = [str(b) for b in LATENCY_BUCKETS_MS] + ["+Inf"]
+        for le, n in zip(bounds, bucket_counts, strict=True):
+            self._w.add(DECISION_LATENCY, self._tags(le=le), {"bucket": int(n)}, ts)
+        self._w.add(
+            DECISION_LATENCY,
+            self._tags(),
+            {"count": int(bucket_counts[-1]), "sum_ms": sum_ms, "max_ms": max_ms},
+            ts,
+        )
 
     def budgets(self, samples: Iterable[BudgetSample], ts_ms: int | None = None) -> None:
         if self._w is None:
@@ -266,12 +270,15 @@ class Metrics:
             return
         ts = self._ts(ts_ms)
         for s in samples:
-            # One point per dual; lambda and nu are not per dataset.
-            points = [("lambda", "all", s.lambda_carbon), ("nu", "all", s.nu_latency)]
-            points += [("mu", d, mu) for d, mu in s.mu_accuracy_by_dataset.items()]
-            for dual, dataset, value in points:
-                tags = self._tags(tenant=s.tenant, dual=dual, dataset=dataset)
-                self._w.add(DUALS, tags, {"value": value}, ts)
+            # lambda and nu are per tenant, mu per tenant and dataset: two series.
+            self._w.add(
+                DUALS,
+                self._tags(tenant=s.tenant),
+                {"lambda": s.lambda_carbon, "nu": s.nu_latency},
+                ts,
+            )
+            for dataset, mu in s.mu_accuracy_by_dataset.items():
+                self._w.add(DUALS, self._tags(tenant=s.tenant, dataset=dataset), {"mu": mu}, ts)
 
     # -- estimators ---------------------------------------------------------------------
     def accuracy(self, samples: Iterable[AccuracySample], ts_ms: int | None = None) -> None:
@@ -279,7 +286,7 @@ class Metrics:
             return
         ts = self._ts(ts_ms)
         for s in samples:
-            fields: dict[str, float | int | bool] = {"est": s.accuracy_est, "n_obs": s.n_obs}
+            fields: dict[str, FieldValue] = {"est": s.accuracy_est, "n_obs": s.n_obs}
             if s.accuracy_obs is not None:
                 fields["obs"] = s.accuracy_obs
                 fields["error"] = s.accuracy_est - s.accuracy_obs
@@ -291,7 +298,7 @@ class Metrics:
         ts = self._ts(ts_ms)
         for s in samples:
             tags = self._tags(model=s.model, region=s.region)
-            lat: dict[str, float | int | bool] = {
+            lat: dict[str, FieldValue] = {
                 "p95_est_ms": s.latency_p95_est_ms,
                 "n_obs": s.n_obs,
             }
@@ -299,7 +306,7 @@ class Metrics:
                 lat["p95_obs_ms"] = s.latency_p95_obs_ms
                 lat["p95_error_ms"] = s.latency_p95_est_ms - s.latency_p95_obs_ms
             self._w.add(EST_LATENCY, tags, lat, ts)
-            en: dict[str, float | int | bool] = {"est_j_per_token": s.energy_est_j_per_token}
+            en: dict[str, FieldValue] = {"est_j_per_token": s.energy_est_j_per_token}
             if s.energy_obs_j_per_token is not None:
                 en["obs_j_per_token"] = s.energy_obs_j_per_token
                 en["error_j_per_token"] = s.energy_est_j_per_token - s.energy_obs_j_per_token
@@ -312,13 +319,15 @@ class Metrics:
         for s in samples:
             self._w.add(
                 INTENSITY,
-                self._tags(
-                    zone=s.zone,
-                    source=s.source,
-                    signal_type=s.signal_type,
-                    estimated=_bool_tag(s.estimated),
-                ),
-                {"g_per_kwh": s.intensity_g_per_kwh, "age_s": s.age_s, "stale": int(s.stale)},
+                self._tags(zone=s.zone),
+                {
+                    "g_per_kwh": s.intensity_g_per_kwh,
+                    "age_s": s.age_s,
+                    "stale": s.stale,
+                    "estimated": s.estimated,
+                    "source": s.source,
+                    "signal_type": s.signal_type,
+                },
                 ts,
             )
 
@@ -330,6 +339,22 @@ class Metrics:
         ts = self._ts(ts_ms)
         for (reason, stage), n in counts.items():
             self._w.add(DEAD_LETTERS, self._tags(reason=reason, stage=stage), {"count": n}, ts)
+
+    def refused_outputs(
+        self,
+        refused: Mapping[str, int],
+        replaced: Mapping[str, int],
+        dropped: Mapping[str, int],
+        ts_ms: int | None = None,
+    ) -> None:
+        """Output records the broker refused since start, per topic: replaced or dropped."""
+        if self._w is None or not refused:
+            return
+        ts = self._ts(ts_ms)
+        for t, n in refused.items():
+            fields: dict[str, FieldValue] = {"refused": n, "replaced": replaced.get(t, 0)}
+            fields["dropped"] = dropped.get(t, 0)
+            self._w.add(REFUSED, self._tags(topic=t), fields, ts)
 
     def consumer_lag(self, samples: Sequence[LagSample], ts_ms: int | None = None) -> None:
         if self._w is None:
@@ -349,19 +374,23 @@ class Metrics:
         """One processed batch of ``stage``: its size and how long it took."""
         if self._w is None:
             return
-        fields: dict[str, float | int | bool] = {"messages": messages, "busy_s": elapsed_s}
+        fields: dict[str, FieldValue] = {"messages": messages, "busy_s": elapsed_s}
         if elapsed_s > 0:
             fields["msg_per_s"] = messages / elapsed_s
         self._w.add(THROUGHPUT, self._tags(stage=stage), fields, self._ts(ts_ms))
 
-    def event_loop(self, lag_max_ms: float, lag_mean_ms: float, samples: int,
-                   ts_ms: int | None = None) -> None:
+    def event_loop(
+        self, lag_max_ms: float, lag_mean_ms: float, samples: int, ts_ms: int | None = None
+    ) -> None:
         """How late the worker's event loop ran over one report interval (gauges)."""
         if self._w is None or samples == 0:
             return
-        self._w.add(EVENT_LOOP, self._tags(),
-                    {"lag_max_ms": lag_max_ms, "lag_mean_ms": lag_mean_ms, "samples": samples},
-                    self._ts(ts_ms))
+        self._w.add(
+            EVENT_LOOP,
+            self._tags(),
+            {"lag_max_ms": lag_max_ms, "lag_mean_ms": lag_mean_ms, "samples": samples},
+            self._ts(ts_ms),
+        )
 
     def flush(self) -> None:
         if self._w is not None:

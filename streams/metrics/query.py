@@ -1,16 +1,22 @@
-"""Read side of the metrics store: PromQL/MetricsQL over VictoriaMetrics' HTTP API.
+"""Read side of the metrics store: Flux over InfluxDB's ``/api/v2/query`` (influxdb-client).
 
-Used by ``gar report``, the dashboard tests and the integration tests, so the queries a
-dashboard holds are exactly the queries that run against the real store.
+Used by ``gar report``, the dashboard tests and the integration tests, so the Flux a dashboard
+panel holds is exactly the Flux that runs against the real store.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.parse
+import math
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from streams.config import InfluxSettings
+
+# Columns of a Flux table that say where a row came from, not which series it is.
+_NOT_LABELS = frozenset({"_start", "_stop", "_time", "_value", "result", "table", "_measurement"})
 
 
 class QueryError(RuntimeError):
@@ -19,85 +25,78 @@ class QueryError(RuntimeError):
 
 @dataclass(frozen=True)
 class Series:
+    """One Flux table: its group key (tags, and ``_field`` when grouped by it) and its rows."""
+
     labels: dict[str, str]
     timestamps_s: list[float]
     values: list[float]
 
 
-class PromClient:
-    def __init__(
-        self, url: str, timeout_s: float = 10.0, extra_labels: dict[str, str] | None = None
-    ) -> None:
-        """``extra_labels`` are enforced on every series selector (VictoriaMetrics
-        ``extra_label``): how a report or a test looks at one worker's or one run's data."""
-        self._url = url.rstrip("/")
+class FluxClient:
+    """Run Flux and get plain ``Series``. The token stays inside influxdb-client."""
+
+    def __init__(self, settings: InfluxSettings, timeout_s: float = 30.0) -> None:
+        self._settings = settings
         self._timeout_s = timeout_s
-        self._extra = [f"{k}={v}" for k, v in (extra_labels or {}).items()]
 
-    def with_labels(self, **labels: str) -> PromClient:
-        return PromClient(self._url, self._timeout_s, labels)
+    @property
+    def url(self) -> str:
+        return self._settings.url.rstrip("/")
 
-    def _get(self, path: str, params: dict[str, str]) -> Any:
-        pairs = list(params.items()) + [("extra_label", x) for x in self._extra]
-        data = urllib.parse.urlencode(pairs).encode()
-        req = urllib.request.Request(f"{self._url}{path}", data=data, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self._timeout_s) as resp:
-                body = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise QueryError(f"{path} {exc.code}: {exc.read()[:500]!r}") from exc
-        if body.get("status") != "success":
-            raise QueryError(f"{path}: {body}")
-        return body["data"]
+    @property
+    def bucket(self) -> str:
+        return self._settings.bucket
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self._url}/health", timeout=2) as resp:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
                 return bool(resp.status == 200)
-        except OSError:
+        except (urllib.error.URLError, OSError, ValueError):
             return False
 
-    def force_flush(self) -> None:
-        """Make just-written samples searchable now (VictoriaMetrics buffers ~1-2 s)."""
-        with urllib.request.urlopen(f"{self._url}/internal/force_flush", timeout=self._timeout_s):
-            pass
+    def tables(self, flux: str) -> list[Any]:
+        """The raw ``FluxTable`` list (for callers that need other columns than _value)."""
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+        from influxdb_client.rest import ApiException
 
-    def query(self, expr: str, time_s: float | None = None) -> list[Series]:
-        params = {"query": expr, "nocache": "1"}
-        if time_s is not None:
-            params["time"] = f"{time_s:.3f}"
-        data = self._get("/api/v1/query", params)
-        return (
-            [_series(r) for r in data.get("result", [])]
-            if data["resultType"] in ("vector", "matrix")
-            else []
-        )
+        with InfluxDBClient(
+            url=self.url,
+            token=self._settings.token.get_secret_value(),
+            org=self._settings.org,
+            timeout=int(self._timeout_s * 1000),
+        ) as client:
+            try:
+                return list(client.query_api().query(flux, org=self._settings.org))
+            except ApiException as exc:
+                # the body is the server's Flux error (no credentials in it: auth errors are 401)
+                detail = exc.body if exc.status != 401 else "unauthorized"
+                raise QueryError(f"flux query failed ({exc.status}): {detail}") from None
 
-    def query_range(self, expr: str, start_s: float, end_s: float, step_s: float) -> list[Series]:
-        params = {
-            "query": expr,
-            "start": f"{start_s:.3f}",
-            "end": f"{end_s:.3f}",
-            "step": f"{max(step_s, 0.001):.3f}s",
-            "nocache": "1",
-        }
-        data = self._get("/api/v1/query_range", params)
-        return [_series(r) for r in data.get("result", [])]
+    def query(self, flux: str) -> list[Series]:
+        """Every table as a ``Series`` of its finite numeric ``_value``s (booleans as 0/1)."""
+        out = []
+        for table in self.tables(flux):
+            key = [c.label for c in table.get_group_key()]
+            labels: dict[str, str] = {}
+            ts: list[float] = []
+            vs: list[float] = []
+            for rec in table.records:
+                if not labels:
+                    labels = {k: str(rec.values.get(k)) for k in key if k not in _NOT_LABELS}
+                value = _number(rec.values.get("_value"))
+                if value is None:
+                    continue
+                # a reduced table (sum over the range, no window) has no _time: use its stop
+                when = rec.values.get("_time") or rec.values.get("_stop")
+                ts.append(when.timestamp() if isinstance(when, datetime) else math.nan)
+                vs.append(value)
+            out.append(Series(labels, ts, vs))
+        return out
 
-    def label_values(self, label: str, match: str) -> list[str]:
-        """What Grafana's ``label_values(match, label)`` variable query lists."""
-        data = self._get(f"/api/v1/label/{label}/values", {"match[]": match})
-        return [str(x) for x in data]
 
-    def series_names(self, match: str) -> list[str]:
-        data = self._get("/api/v1/label/__name__/values", {"match[]": match})
-        return [str(x) for x in data]
-
-
-def _series(result: dict[str, Any]) -> Series:
-    pairs = result["values"] if "values" in result else [result["value"]]
-    return Series(
-        labels={str(k): str(v) for k, v in result["metric"].items()},
-        timestamps_s=[float(t) for t, _ in pairs],
-        values=[float(v) for _, v in pairs],
-    )
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float) and math.isfinite(v):
+        return float(v)
+    return None

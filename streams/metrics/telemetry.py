@@ -73,6 +73,7 @@ def record_completions(
                 energy_j=c.energy_j,
                 correct=c.correct,
                 slo_latency_ms=slo_latency_ms,
+                dataset=c.dataset,
             )
         )
     metrics.completions(samples, ts_ms)

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from streams.metrics.line import encode
+from streams.metrics.line import FieldValue, encode
 from streams.metrics.sink import LineSink
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class MetricsWriter:
         self,
         measurement: str,
         tags: dict[str, str],
-        fields: dict[str, float | int | bool],
+        fields: dict[str, FieldValue],
         ts_ms: int | None = None,
     ) -> None:
         line = encode(measurement, tags, fields, self._clock_ms() if ts_ms is None else ts_ms)

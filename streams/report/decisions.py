@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streams.metrics.records import LargestBaseline, number
+from streams.metrics.decision_metrics import LargestBaseline, number
 from streams.report.figures import Line, PanelData, ViewData
 
 Rec = dict[str, Any]
@@ -87,7 +87,6 @@ def views_from_decisions(
 ) -> list[ViewData]:
     """``baseline`` (needs the catalog) adds the always-largest comparison to the carbon view."""
     recs = [r for r in records if isinstance(r.get("ts_ms"), int)]
-    n = len(recs)
     co2 = sum(number(r.get("co2_g")) or 0.0 for r in recs)
     base: dict[str, float] = {}
     per_request = _series(recs, step_ms, _const("estimated"), _path("co2_g"), "mean")
@@ -97,8 +96,21 @@ def views_from_decisions(
         if total_b > 0:
             base["saved"] = 1.0 - sum(number(r.get("co2_g")) or 0.0 for r, _ in with_base) / total_b
         per_request += _series(recs, step_ms, _const("always-largest"), baseline.co2_g, "mean")
+    return [
+        _carbon_view(recs, step_ms, co2, base, per_request),
+        _budget_view(recs, step_ms),
+        _slo_view(recs, step_ms),
+        _grid_view(recs, step_ms),
+        _pipeline_view(recs, step_ms),
+    ]
+
+
+def _carbon_view(
+    recs: list[Rec], step_ms: float, co2: float, base: dict[str, float], per_request: list[Line]
+) -> ViewData:
+    n = len(recs)
     model_region: KeyFn = lambda r: f"{r.get('model')} @ {r.get('region')}"  # noqa: E731
-    carbon = ViewData(
+    return ViewData(
         "gar-carbon",
         "GAR: carbon overview (from decisions)",
         "CO2 estimated at decision time, by model and region.",
@@ -133,7 +145,10 @@ def views_from_decisions(
             ),
         ],
     )
-    budgets = ViewData(
+
+
+def _budget_view(recs: list[Rec], step_ms: float) -> ViewData:
+    return ViewData(
         "gar-budgets",
         "GAR: budgets and duals (from decisions)",
         "Rolling window spend after each decision and the duals after it.",
@@ -169,7 +184,10 @@ def views_from_decisions(
             ),
         ],
     )
-    slo = ViewData(
+
+
+def _slo_view(recs: list[Rec], step_ms: float) -> ViewData:
+    return ViewData(
         "gar-slo",
         "GAR: SLO and accuracy (from decisions)",
         "Estimates of the chosen candidate against the request's cap and floor.",
@@ -209,7 +227,10 @@ def views_from_decisions(
             ),
         ],
     )
-    estimators = ViewData(
+
+
+def _grid_view(recs: list[Rec], step_ms: float) -> ViewData:
+    return ViewData(
         "gar-estimators",
         "GAR: grid inputs (from decisions)",
         "The intensity each decision priced, and how old it was.",
@@ -240,7 +261,10 @@ def views_from_decisions(
             ),
         ],
     )
-    pipeline = ViewData(
+
+
+def _pipeline_view(recs: list[Rec], step_ms: float) -> ViewData:
+    return ViewData(
         "gar-pipeline",
         "GAR: decisions over event time",
         "How many decisions each interval of event time produced.",
@@ -253,4 +277,3 @@ def views_from_decisions(
             ),
         ],
     )
-    return [carbon, budgets, slo, estimators, pipeline]

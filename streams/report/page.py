@@ -18,6 +18,7 @@ class ReportFiles:
 
 
 def _when(ts_s: float) -> str:
+    """Dates in UTC, like every figure's time axis."""
     return datetime.fromtimestamp(ts_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -25,7 +26,7 @@ def write_report(
     views: list[ViewData], out_dir: Path, *, source: str, start_s: float, end_s: float
 ) -> ReportFiles:
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = [draw_view(v, out_dir / f"{v.slug}.png") for v in views]
+    figures = [draw_view(v, out_dir / f"{v.slug}.png", start_s, end_s) for v in views]
     md = [
         "# GAR operations report",
         "",
@@ -53,6 +54,10 @@ def write_report(
                 for t, k, v in stats
             ]
             body.append("</table>")
+        named = [text for p in view.panels if (text := p.offender_text())]
+        if named:
+            md += [f"**{text}**" for text in named] + [""]
+            body += [f"<p><b>{html.escape(text)}</b></p>" for text in named]
         empty = [p.title for p in view.panels if p.empty]
         if empty:
             md += ["No data for: " + ", ".join(empty) + ".", ""]

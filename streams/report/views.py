@@ -1,94 +1,41 @@
 """The operational views, defined once: Grafana dashboards and ``gar report`` both come from here.
 
-Each query is PromQL/MetricsQL against VictoriaMetrics. Counters are per-batch deltas, so a
-time series of "how many in each interval" is ``sum_over_time(x[$__interval])`` and a rate is
-that divided by the interval; gauges use ``last_over_time`` so a scrape gap shows as a gap.
-Grafana fills ``$__interval``/``$__interval_ms``/``$__range``; ``substitute`` does the same for
-the report and the tests.
+Each query is Flux (``streams.report.flux``) against InfluxDB. Counters are per-batch deltas,
+so "how many in each interval" is a windowed ``sum``; gauges are the last value in a window.
+A query's ``role="threshold"`` marks a series that is a limit to compare against (a floor, the
+SLO, a budget): Grafana draws it dashed, and so does the report.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from streams.report import flux as fx
+from streams.report.dashboard import Dashboard, Offenders, Panel, Query
+from streams.report.health_views import ESTIMATORS, PIPELINE
 
-PanelKind = Literal["timeseries", "stat", "bargauge"]
-
-
-@dataclass(frozen=True)
-class Query:
-    expr: str
-    legend: str = ""
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    queries: tuple[Query, ...]
-    unit: str = "short"  # a Grafana unit id
-    kind: PanelKind = "timeseries"
-    description: str = ""
-    stacked: bool = False
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    uid: str
-    title: str
-    description: str
-    panels: tuple[Panel, ...] = field(default_factory=tuple)
-    variables: tuple[str, ...] = ()
-    """Template variables (label names) every query of the dashboard is filtered by."""
-
-
-# Series that carry a tenant tag, and the selector a ``$tenant`` filter is added to.
-_TENANT_SERIES = re.compile(r"\b(gar_(?:decisions|completions|budget|duals)_\w+)(\{([^}]*)\})?")
-VARIABLE_SOURCE = {"tenant": "gar_decisions_count"}
-
-
-def _filter_tenant(expr: str) -> str:
-    def add(m: re.Match[str]) -> str:
-        inner = m.group(3)
-        labels = f'{inner},tenant=~"$tenant"' if inner else 'tenant=~"$tenant"'
-        return f"{m.group(1)}{{{labels}}}"
-
-    return _TENANT_SERIES.sub(add, expr)
-
-
-def tenant_scoped(d: Dashboard) -> Dashboard:
-    """The dashboard with a multi-select ``tenant`` variable applied to every tenant series."""
-    panels = tuple(
-        replace(p, queries=tuple(replace(q, expr=_filter_tenant(q.expr)) for q in p.queries))
-        for p in d.panels
-    )
-    return replace(d, panels=panels, variables=(*d.variables, "tenant"))
-
-
-def _per_interval(series: str, by: str = "") -> str:
-    group = f" by ({by})" if by else ""
-    return f"sum{group} (sum_over_time({series}[$__interval]))"
-
-
-def _ratio(num: str, den: str, by: str = "", window: str = "$__interval") -> str:
-    group = f" by ({by})" if by else ""
-    return (
-        f"sum{group} (sum_over_time({num}[{window}])) / sum{group} (sum_over_time({den}[{window}]))"
-    )
-
-
-def _last(series: str, by: str, agg: str = "max") -> str:
-    return f"{agg} by ({by}) (last_over_time({series}[$__interval]))"
+__all__ = ["DASHBOARDS", "Dashboard", "Offenders", "Panel", "Query"]
 
 
 CARBON = Dashboard(
     uid="gar-carbon",
     title="GAR: carbon overview",
     description="CO2 per request and in total, by model and region, against always-largest.",
+    variables=("tenant", "model", "region", "worker"),
     panels=(
         Panel(
             "Total CO2 (estimated, range)",
-            (Query("sum(sum_over_time(gar_decisions_co2_est_g[$__range]))", "estimated"),),
+            (Query(fx.sum_over_range("gar_decisions", "co2_est_g"), "estimated"),),
+            unit="massg",
+            kind="stat",
+        ),
+        Panel(
+            "CO2 per request (range)",
+            (
+                Query(fx.ratio_over_range("gar_decisions", "co2_est_g", "count"), "estimated"),
+                Query(
+                    fx.ratio_over_range("gar_completions", "co2_realised_g", "co2_realised_count"),
+                    "realised",
+                ),
+            ),
             unit="massg",
             kind="stat",
         ),
@@ -96,63 +43,83 @@ CARBON = Dashboard(
             "CO2 saved vs always-largest (range)",
             (
                 Query(
-                    "1 - sum(sum_over_time(gar_decisions_co2_est_g[$__range]))"
-                    " / sum(sum_over_time(gar_decisions_co2_baseline_g[$__range]))",
+                    fx.ratio_over_range(
+                        "gar_decisions", "co2_est_g", "co2_baseline_g", minus_from_one=True
+                    ),
                     "saved",
                 ),
             ),
             unit="percentunit",
             kind="stat",
-            description="Only decisions that recorded a baseline estimate count here.",
+            description="1 - CO2 of the choices / CO2 the always-largest rule would have "
+            "emitted for the same requests (estimates at decision time).",
+        ),
+        Panel(
+            "Requests decided (range)",
+            (Query(fx.sum_over_range("gar_decisions", "count"), "decisions"),),
+            kind="stat",
         ),
         Panel(
             "CO2 per request: estimated vs realised vs always-largest",
             (
-                Query(_ratio("gar_decisions_co2_est_g", "gar_decisions_count"), "estimated"),
+                Query(fx.ratio_per_window("gar_decisions", "co2_est_g", "count"), "estimated"),
                 Query(
-                    _ratio("gar_completions_co2_realised_g", "gar_completions_co2_realised_count"),
+                    fx.ratio_per_window("gar_completions", "co2_realised_g", "co2_realised_count"),
                     "realised",
                 ),
                 Query(
-                    _ratio("gar_decisions_co2_baseline_g", "gar_decisions_baseline_count"),
+                    fx.ratio_per_window("gar_decisions", "co2_baseline_g", "baseline_count"),
                     "always-largest",
+                    role="threshold",
+                ),
+            ),
+            unit="massg",
+        ),
+        Panel(
+            "CO2 per request by model",
+            (
+                Query(
+                    fx.ratio_per_window("gar_decisions", "co2_est_g", "count", ["model"]),
+                    "{model}",
+                ),
+            ),
+            unit="massg",
+        ),
+        Panel(
+            "CO2 per request by region",
+            (
+                Query(
+                    fx.ratio_per_window("gar_decisions", "co2_est_g", "count", ["region"]),
+                    "{region}",
                 ),
             ),
             unit="massg",
         ),
         Panel(
             "CO2 per interval by model",
-            (Query(_per_interval("gar_decisions_co2_est_g", "model"), "{{model}}"),),
+            (Query(fx.sum_per_window("gar_decisions", "co2_est_g", ["model"]), "{model}"),),
             unit="massg",
             stacked=True,
         ),
         Panel(
             "CO2 per interval by region",
-            (Query(_per_interval("gar_decisions_co2_est_g", "region"), "{{region}}"),),
+            (Query(fx.sum_per_window("gar_decisions", "co2_est_g", ["region"]), "{region}"),),
             unit="massg",
             stacked=True,
-        ),
-        Panel(
-            "CO2 per request by model",
-            (
-                Query(
-                    _ratio("gar_decisions_co2_est_g", "gar_decisions_count", "model"), "{{model}}"
-                ),
-            ),
-            unit="massg",
         ),
         Panel(
             "Decisions by model and region",
             (
                 Query(
-                    _per_interval("gar_decisions_count", "model, region"), "{{model}} @ {{region}}"
+                    fx.sum_per_window("gar_decisions", "count", ["model", "region"]),
+                    "{model} @ {region}",
                 ),
             ),
             stacked=True,
         ),
         Panel(
             "Decisions by reason",
-            (Query(_per_interval("gar_decisions_count", "reason"), "{{reason}}"),),
+            (Query(fx.sum_per_window("gar_decisions", "count", ["reason"]), "{reason}"),),
             stacked=True,
         ),
     ),
@@ -162,45 +129,53 @@ BUDGETS = Dashboard(
     uid="gar-budgets",
     title="GAR: budgets and duals",
     description="Rolling carbon spend against budget per tenant, and the dual variables.",
+    variables=("tenant", "dataset", "worker"),
     panels=(
         Panel(
-            "Rolling spend vs budget",
+            "Rolling spend vs budget per tenant",
             (
-                Query(_last("gar_budget_spend_g", "tenant"), "{{tenant}} spend"),
-                Query(_last("gar_budget_budget_g", "tenant"), "{{tenant}} budget"),
+                Query(fx.last_per_window("gar_budget", "spend_g", ["tenant"]), "{tenant} spend"),
+                Query(
+                    fx.last_per_window("gar_budget", "budget_g", ["tenant"]),
+                    "{tenant} budget",
+                    role="threshold",
+                ),
             ),
             unit="massg",
+            description="Spend in the rolling window after the tenant's latest decision.",
         ),
         Panel(
-            "Budget used",
-            (Query(_last("gar_budget_used_ratio", "tenant"), "{{tenant}}"),),
+            "Budget used per tenant",
+            (Query(fx.last_per_window("gar_budget", "used_ratio", ["tenant"]), "{tenant}"),),
             unit="percentunit",
+            threshold=1.0,
+            offenders=Offenders("tenants over budget", "tenant", "above", 1.0),
         ),
         Panel(
             "Tenants over budget now",
-            (
-                Query(
-                    "count(last_over_time(gar_budget_used_ratio[$__range]) > 1) or vector(0)",
-                    "tenants",
-                ),
-            ),
+            (Query(fx.count_last_above("gar_budget", "used_ratio", ["tenant"], 1.0), "tenants"),),
             kind="stat",
         ),
         Panel(
-            "λ carbon price",
-            (Query(_last('gar_duals_value{dual="lambda"}', "tenant"), "{{tenant}}"),),
+            "λ carbon price per tenant",
+            (Query(fx.last_per_window("gar_duals", "lambda", ["tenant"]), "{tenant}"),),
+            description="Rises while a tenant spends ahead of its budget.",
         ),
         Panel(
-            "μ accuracy price by dataset",
+            "μ accuracy price per tenant and dataset",
             (
                 Query(
-                    _last('gar_duals_value{dual="mu"}', "tenant, dataset"), "{{tenant}} {{dataset}}"
+                    fx.last_per_window(
+                        "gar_duals", "mu", ["tenant", "dataset"], extra_variables=("dataset",)
+                    ),
+                    "{tenant} {dataset}",
                 ),
             ),
+            description="Rises while accuracy on the dataset runs under its floor.",
         ),
         Panel(
-            "ν latency price",
-            (Query(_last('gar_duals_value{dual="nu"}', "tenant"), "{{tenant}}"),),
+            "ν latency price per tenant",
+            (Query(fx.last_per_window("gar_duals", "nu", ["tenant"]), "{tenant}"),),
         ),
     ),
 )
@@ -208,15 +183,15 @@ BUDGETS = Dashboard(
 SLO = Dashboard(
     uid="gar-slo",
     title="GAR: SLO and accuracy",
-    description="Latency SLO compliance and accuracy, estimated at decision time vs observed.",
+    description="Latency against the SLO, request-to-decision latency, and accuracy against "
+    "the floor per dataset (realised and estimated).",
+    variables=("tenant", "model", "region", "dataset", "worker"),
     panels=(
         Panel(
             "SLO violation rate (range)",
             (
                 Query(
-                    _ratio(
-                        "gar_completions_slo_violations", "gar_completions_count", window="$__range"
-                    ),
+                    fx.ratio_over_range("gar_completions", "slo_violations", "count"),
                     "violations",
                 ),
             ),
@@ -224,59 +199,115 @@ SLO = Dashboard(
             kind="stat",
         ),
         Panel(
+            "Realised accuracy (range)",
+            (
+                Query(
+                    fx.ratio_over_range("gar_accuracy", "correct_count", "graded_count"),
+                    "realised",
+                ),
+            ),
+            unit="percentunit",
+            kind="stat",
+        ),
+        Panel(
+            "Observed p95 latency per candidate vs SLO",
+            (
+                Query(
+                    fx.last_per_window(
+                        "gar_estimator_latency", "p95_obs_ms", ["model", "region"], fn="max"
+                    ),
+                    "{model} @ {region}",
+                ),
+                Query(
+                    fx.last_per_window("gar_policy", "latency_slo_ms", [], fn="max"),
+                    "SLO",
+                    role="threshold",
+                ),
+            ),
+            unit="ms",
+            offenders=Offenders("candidates over the SLO", "model", "above_threshold"),
+            description="p95 of the completions of one telemetry batch (at least 20 of the "
+            "candidate), against the p95 SLO in force.",
+        ),
+        Panel(
+            "Request-to-decision latency",
+            (
+                Query(fx.histogram_quantile("gar_decision_latency", 0.5), "p50"),
+                Query(fx.histogram_quantile("gar_decision_latency", 0.95), "p95"),
+                Query(fx.histogram_quantile("gar_decision_latency", 0.99), "p99"),
+            ),
+            unit="ms",
+            description="From the request's append to the requests topic to its decision "
+            "acknowledged on the decisions topic (histogram over every worker).",
+        ),
+        Panel(
+            "Realised accuracy vs floor per dataset",
+            (
+                Query(
+                    fx.ratio_per_window(
+                        "gar_accuracy", "correct_count", "graded_count", ["dataset"]
+                    ),
+                    "{dataset}",
+                ),
+                Query(
+                    fx.last_per_window("gar_accuracy", "floor", ["dataset"]),
+                    "{dataset} floor",
+                    role="threshold",
+                ),
+            ),
+            unit="percentunit",
+            offenders=Offenders("datasets under their floor", "dataset", "below_threshold"),
+            description="Graded completions per interval; the floor is the effective floor "
+            "of the dataset's latest decision. Floors are met on average over a window, so "
+            "single intervals may dip under.",
+        ),
+        Panel(
+            "Estimated accuracy of the choices vs floor per dataset",
+            (
+                Query(
+                    fx.ratio_per_window(
+                        "gar_accuracy", "accuracy_est_sum", "decisions", ["dataset"]
+                    ),
+                    "{dataset}",
+                ),
+                Query(
+                    fx.last_per_window("gar_accuracy", "floor", ["dataset"]),
+                    "{dataset} floor",
+                    role="threshold",
+                ),
+            ),
+            unit="percentunit",
+        ),
+        Panel(
             "SLO violation rate by model and region",
             (
                 Query(
-                    _ratio(
-                        "gar_completions_slo_violations", "gar_completions_count", "model, region"
+                    fx.ratio_per_window(
+                        "gar_completions", "slo_violations", "count", ["model", "region"]
                     ),
-                    "{{model}} @ {{region}}",
+                    "{model} @ {region}",
                 ),
             ),
             unit="percentunit",
         ),
         Panel(
-            "Observed p95 latency per candidate",
+            "Mean completion latency by model",
             (
                 Query(
-                    _last("gar_estimator_latency_p95_obs_ms", "model, region"),
-                    "{{model}} @ {{region}}",
+                    fx.ratio_per_window("gar_completions", "latency_ms_sum", "count", ["model"]),
+                    "{model}",
                 ),
             ),
             unit="ms",
         ),
         Panel(
-            "Mean latency of completions by model",
+            "Realised accuracy by model",
             (
                 Query(
-                    _ratio("gar_completions_latency_ms_sum", "gar_completions_count", "model"),
-                    "{{model}}",
-                ),
-            ),
-            unit="ms",
-        ),
-        Panel(
-            "Accuracy: estimated at decision vs observed",
-            (
-                Query(
-                    _ratio("gar_decisions_accuracy_est_sum", "gar_decisions_count"),
-                    "estimated (chosen)",
-                ),
-                Query(
-                    _ratio("gar_completions_correct_count", "gar_completions_graded_count"),
-                    "observed",
-                ),
-            ),
-            unit="percentunit",
-        ),
-        Panel(
-            "Observed accuracy by model",
-            (
-                Query(
-                    _ratio(
-                        "gar_completions_correct_count", "gar_completions_graded_count", "model"
+                    fx.ratio_per_window(
+                        "gar_completions", "correct_count", "graded_count", ["model"]
                     ),
-                    "{{model}}",
+                    "{model}",
                 ),
             ),
             unit="percentunit",
@@ -284,137 +315,4 @@ SLO = Dashboard(
     ),
 )
 
-ESTIMATORS = Dashboard(
-    uid="gar-estimators",
-    title="GAR: estimator health",
-    description="Estimator error per candidate and the grid-intensity inputs with their age.",
-    panels=(
-        Panel(
-            "Accuracy estimate error (est − obs)",
-            (
-                Query(
-                    _last("gar_estimator_accuracy_error", "model, dataset", "avg"),
-                    "{{model}} {{dataset}}",
-                ),
-            ),
-            unit="percentunit",
-        ),
-        Panel(
-            "p95 latency estimate error (est − obs)",
-            (
-                Query(
-                    _last("gar_estimator_latency_p95_error_ms", "model, region", "avg"),
-                    "{{model}} @ {{region}}",
-                ),
-            ),
-            unit="ms",
-        ),
-        Panel(
-            "Energy per token: estimated vs observed",
-            (
-                Query(
-                    _last("gar_estimator_energy_est_j_per_token", "model", "avg"), "{{model}} est"
-                ),
-                Query(
-                    _last("gar_estimator_energy_obs_j_per_token", "model", "avg"), "{{model}} obs"
-                ),
-            ),
-            unit="joule",
-        ),
-        Panel(
-            "Grid intensity per zone",
-            (Query(_last("gar_intensity_g_per_kwh", "zone"), "{{zone}}"),),
-            unit="none",
-            description="gCO2eq/kWh",
-        ),
-        Panel(
-            "Grid intensity age per zone",
-            (Query(_last("gar_intensity_age_s", "zone"), "{{zone}}"),),
-            unit="s",
-        ),
-        Panel(
-            "Zones stale now",
-            (Query("sum(last_over_time(gar_intensity_stale[$__range]))", "stale zones"),),
-            kind="stat",
-        ),
-    ),
-)
-
-PIPELINE = Dashboard(
-    uid="gar-pipeline",
-    title="GAR: pipeline health",
-    description="Throughput, consumer lag, dead letters and the metrics writer itself.",
-    panels=(
-        Panel(
-            "Throughput by stage",
-            (
-                Query(
-                    _per_interval("gar_throughput_messages", "stage")
-                    + " / ($__interval_ms / 1000)",
-                    "{{stage}}",
-                ),
-            ),
-            unit="reqps",
-        ),
-        Panel(
-            "Batch processing rate by stage",
-            (Query(_last("gar_throughput_msg_per_s", "stage", "avg"), "{{stage}}"),),
-            unit="reqps",
-        ),
-        Panel(
-            "Consumer lag by topic",
-            (
-                Query(
-                    "sum by (topic) (max_over_time(gar_consumer_lag_messages[$__interval]))",
-                    "{{topic}}",
-                ),
-            ),
-        ),
-        Panel(
-            "Dead letters by reason",
-            (
-                Query(
-                    _per_interval("gar_dead_letters_count", "reason, stage"),
-                    "{{stage}}: {{reason}}",
-                ),
-            ),
-            stacked=True,
-        ),
-        Panel(
-            "Metrics points dropped (cumulative, per worker)",
-            (Query(_last("gar_metrics_writer_dropped_points", "worker"), "{{worker}}"),),
-        ),
-        Panel(
-            "Metrics buffer",
-            (Query(_last("gar_metrics_writer_buffered_points", "worker"), "{{worker}}"),),
-        ),
-        Panel(
-            "Event-loop lag (worst wake-up per report, per worker)",
-            (
-                Query(_last("gar_event_loop_lag_max_ms", "worker", "max"), "{{worker}} max"),
-                Query(_last("gar_event_loop_lag_mean_ms", "worker", "max"), "{{worker}} mean"),
-            ),
-            unit="ms",
-        ),
-    ),
-)
-
-CARBON = tenant_scoped(CARBON)
-BUDGETS = tenant_scoped(BUDGETS)
-SLO = tenant_scoped(SLO)
 DASHBOARDS: tuple[Dashboard, ...] = (CARBON, BUDGETS, SLO, ESTIMATORS, PIPELINE)
-
-
-def substitute(
-    expr: str, interval_s: float, range_s: float, variables: dict[str, str] | None = None
-) -> str:
-    """Fill Grafana's built-in variables the way Grafana does for a given step and range;
-    template variables default to "All" (``.*``)."""
-    interval = f"{max(int(interval_s), 1)}s"
-    for name in VARIABLE_SOURCE:
-        expr = expr.replace(f"${name}", (variables or {}).get(name, ".*"))
-    return (
-        expr.replace("$__interval_ms", str(max(int(interval_s), 1) * 1000))
-        .replace("$__interval", interval)
-        .replace("$__range", f"{max(int(range_s), 1)}s")
-    )

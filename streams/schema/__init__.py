@@ -2,6 +2,7 @@
 
 from streams.schema.records import (
     SCHEMA_VERSION,
+    bounded_key,
     completion_record,
     dead_letter_key,
     dead_letter_record,
@@ -11,9 +12,10 @@ from streams.schema.records import (
     encode_decision,
     intensity_record,
     request_record,
+    shrink_dead_letter,
     source_dict,
 )
-from streams.schema.registry import (
+from streams.schema.validation import (
     TOPIC_SCHEMAS,
     load_schema,
     schema_path,
@@ -24,6 +26,7 @@ from streams.schema.registry import (
 __all__ = [
     "SCHEMA_VERSION",
     "TOPIC_SCHEMAS",
+    "bounded_key",
     "completion_record",
     "dead_letter_key",
     "dead_letter_record",
@@ -35,6 +38,7 @@ __all__ = [
     "load_schema",
     "request_record",
     "schema_path",
+    "shrink_dead_letter",
     "source_dict",
     "validation_errors",
     "validator",

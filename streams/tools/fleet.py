@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 
-from streams.app.kafka import client_kwargs
-from streams.app.topics import dispatch_topic_name
 from streams.config import Settings
 from streams.ingress.context import IngressContext
 from streams.ingress.dispatch import parse_dispatch
 from streams.ingress.rejected import Rejected, Source
+from streams.kafka.clients import client_kwargs
+from streams.kafka.topics import dispatch_topic_name
 from streams.schema.records import completion_record, encode
 from streams.tools.fleet_model import FleetModel
 from streams.tools.kafka_io import BatchedSender, producer, require_topics

@@ -9,8 +9,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.app.kafka import client_kwargs
 from streams.config import Settings
+from streams.kafka.clients import client_kwargs
 
 
 class MissingTopicsError(RuntimeError):

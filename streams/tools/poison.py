@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from streams.ingress.rejected import Reason
+from streams.ingress.rejected import RejectReason
 
 Variant = Callable[[dict[str, Any], random.Random], bytes]
 
@@ -60,20 +60,20 @@ def _invalid_utf8(d: dict[str, Any], rng: random.Random) -> bytes:
     return _dump(d).replace(b'"tenant":"', b'"tenant":"\xff\xfe', 1)
 
 
-VARIANTS: dict[str, tuple[Variant, Reason]] = {
-    "truncated": (_truncated, Reason.INVALID_JSON),
-    "wrong_type": (_wrong_type, Reason.WRONG_TYPE),
-    "huge_string": (_huge_string, Reason.TOO_LARGE),
-    "nan": (_nan, Reason.NON_FINITE),
-    "absurd_tokens": (_negative_tokens, Reason.OUT_OF_RANGE),
-    "unknown_model": (_unknown_model, Reason.UNKNOWN_MODEL),
-    "bad_version": (_bad_version, Reason.UNSUPPORTED_SCHEMA_VERSION),
-    "duplicate_key": (_duplicate_key, Reason.DUPLICATE_KEY),
-    "invalid_utf8": (_invalid_utf8, Reason.INVALID_UTF8),
+VARIANTS: dict[str, tuple[Variant, RejectReason]] = {
+    "truncated": (_truncated, RejectReason.INVALID_JSON),
+    "wrong_type": (_wrong_type, RejectReason.WRONG_TYPE),
+    "huge_string": (_huge_string, RejectReason.TOO_LARGE),
+    "nan": (_nan, RejectReason.NON_FINITE),
+    "absurd_tokens": (_negative_tokens, RejectReason.OUT_OF_RANGE),
+    "unknown_model": (_unknown_model, RejectReason.UNKNOWN_MODEL),
+    "bad_version": (_bad_version, RejectReason.UNSUPPORTED_SCHEMA_VERSION),
+    "duplicate_key": (_duplicate_key, RejectReason.DUPLICATE_KEY),
+    "invalid_utf8": (_invalid_utf8, RejectReason.INVALID_UTF8),
 }
 
 
-def poison(record: dict[str, Any], rng: random.Random) -> tuple[bytes, Reason]:
+def poison(record: dict[str, Any], rng: random.Random) -> tuple[bytes, RejectReason]:
     """One hostile variant of ``record`` and the reason the router must give."""
     name = rng.choice(sorted(VARIANTS))
     make, reason = VARIANTS[name]

@@ -43,7 +43,11 @@ class ProduceStats:
 
 
 def correctness_files(settings: Settings) -> list[Path]:
-    return sorted((settings.data.shared_data_dir / "correctness").glob("*.csv.gz"))
+    """The data directory's correctness files; ``DataDirError`` if it has none."""
+    from streams.data.sample import check_data_dir
+
+    check_data_dir(settings.data.dir)
+    return sorted((settings.data.dir / "correctness").glob("*.csv.gz"))
 
 
 def trace_requests(
@@ -56,30 +60,39 @@ def trace_requests(
     days: float = 7.0,
     start_ms: int | None = None,
     datasets: tuple[str, ...] | None = None,
+    tenants: int | None = None,
 ) -> list[Request]:
-    """``count`` requests from the real data; ids are ``<run_id>-<n>``."""
-    from streams.data.carbon import load_carbon_dir
+    """``count`` requests from the real data; ids are ``<run_id>-<n>``. ``tenants``: that many
+    tenants with Zipf shares (None: the trace's three), so keys spread over more partitions."""
     from streams.data.correctness import load_correctness
-    from streams.eval.trace import TraceOptions, build_trace, default_start_ms
+    from streams.eval.trace import TraceOptions, build_trace, zipf_tenants
 
     if start_ms is None:
-        zones = load_carbon_dir(
-            settings.data.shared_data_dir / "carbon" / "electricitymaps-hourly-2023",
-            sorted({r.zone for r in catalog.regions}),
-        )
-        start_ms = default_start_ms(
-            [int(z.ts_ms[0]) for z in zones.values()],
-            [int(z.ts_ms[-1]) for z in zones.values()],
-            days,
-        )
+        start_ms = default_trace_start_ms(settings, catalog, days)
     data = load_correctness(correctness_files(settings))
-    trace = build_trace(
-        data,
-        catalog,
-        TraceOptions(n_requests=count, start_ms=start_ms, days=days, seed=seed, datasets=datasets),
+    opts = TraceOptions(
+        n_requests=count, start_ms=start_ms, days=days, seed=seed, datasets=datasets
     )
+    if tenants:
+        opts = replace(opts, tenants=zipf_tenants(tenants))
+    trace = build_trace(data, catalog, opts)
     prefix = run_id or uuid.uuid4().hex[:8]
     return [replace(r, request_id=f"{prefix}-{i:07d}") for i, r in enumerate(trace.requests)]
+
+
+def default_trace_start_ms(settings: Settings, catalog: Catalog, days: float = 7.0) -> int:
+    """Where the load generator's trace starts unless told: day 150 of the carbon data of the
+    catalog's zones (the carbon feed starts there too, so requests find fresh intensity)."""
+    from streams.data.carbon import load_carbon_dir
+    from streams.eval.trace import default_start_ms
+
+    zones = load_carbon_dir(
+        settings.data.dir / "carbon" / "electricitymaps-hourly-2023",
+        sorted({r.zone for r in catalog.regions}),
+    )
+    return default_start_ms(
+        [int(z.ts_ms[0]) for z in zones.values()], [int(z.ts_ms[-1]) for z in zones.values()], days
+    )
 
 
 async def produce_requests(

@@ -1,9 +1,10 @@
 """Shared machinery of the fault suite: worker subprocesses with metrics, offset-tracking
 producers, an incremental topic reader and the one accounting rule every test checks.
 
-The accounting rule (issue 6): every input record on the requests topic ends as exactly one
+The accounting rule: every input record on the requests topic ends as exactly one
 decision or one dead letter. Inputs are identified by their (partition, offset) on the requests
-topic, which both a decision (``request_source``) and a dead letter (``source``) carry, so the
+topic, which both a decision (its partition and ``request_offset``) and a dead letter
+(``source``) carry, so the
 rule is checked without trusting request ids (a hostile input may have none).
 """
 
@@ -22,13 +23,15 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from app.helpers import SMALL_CATALOG, WorkerProc, settings_env, topic_partitions
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from support.worker import SMALL_CATALOG, WorkerProc, settings_env, topic_partitions
 
-from streams.app.admin import ensure_topics
-from streams.app.topics import TopicLayout, topic_specs
 from streams.config import Settings
 from streams.core.intensity import IntensityReading
 from streams.core.policy_config import PolicyConfig
+from streams.kafka.admin import ensure_topics
+from streams.kafka.topics import TopicLayout, topic_specs
 from streams.schema import encode, intensity_record
 
 MODELS = [m["name"] for m in SMALL_CATALOG["models"]]
@@ -46,16 +49,43 @@ def create_topics(settings: Settings, models: Sequence[str] = MODELS) -> None:
     asyncio.run(ensure_topics(settings, topic_specs(settings, list(models))))
 
 
+async def alter_topic(settings: Settings, topic: str, configs: dict[str, str]) -> None:
+    """Change a topic's configuration (e.g. ``max.message.bytes``) on the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs)])
+        for _ in range(100):  # the broker applies a change asynchronously: wait to see it
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, dict.fromkeys(configs))
+            [response] = await admin.describe_configs([resource])
+            now = {e[0]: e[1] for r in response.resources for e in r[4]}
+            if all(now.get(k) == v for k, v in configs.items()):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
 def request(i: int, tenant: str, ts_ms: int, prefix: str = "req", **extra: Any) -> bytes:
-    return orjson.dumps({
-        "schema_version": 1, "request_id": f"{prefix}-{i:06d}", "tenant": tenant,
-        "dataset": "gsm8k", "input_tokens": 120 + i % 50, "output_tokens_est": None,
-        "client_region": "eu" if i % 2 else "us", "ts_ms": ts_ms, **extra,
-    })
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "request_id": f"{prefix}-{i:06d}",
+            "tenant": tenant,
+            "dataset": "gsm8k",
+            "input_tokens": 120 + i % 50,
+            "output_tokens_est": None,
+            "client_region": "eu" if i % 2 else "us",
+            "ts_ms": ts_ms,
+            **extra,
+        }
+    )
 
 
-def valid_items(n: int, tenants: int, start: int = 0, step_ms: int = 100,
-                prefix: str = "req", **extra: Any) -> list[Item]:
+def valid_items(
+    n: int, tenants: int, start: int = 0, step_ms: int = 100, prefix: str = "req", **extra: Any
+) -> list[Item]:
     out: list[Item] = []
     for i in range(start, start + n):
         tenant = f"tenant-{i % tenants}"
@@ -68,35 +98,53 @@ def alive(worker: Worker) -> bool:
     return worker.proc.poll() is None
 
 
-def start_worker(settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None,
-                 loglevel: str = "info") -> Worker:
+def start_worker(
+    settings: Settings,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    loglevel: str = "info",
+) -> Worker:
     """``gar worker`` with the test's Settings; metrics off unless ``extra_env`` enables them."""
     env = settings_env(settings)
     env.update(extra_env or {})
     gar = Path(sys.executable).with_name("gar")
     out = log_path.open("ab")
-    proc = subprocess.Popen([str(gar), "worker", "--loglevel", loglevel], env=env,
-                            stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(gar), "worker", "--loglevel", loglevel], env=env, stdout=out, stderr=subprocess.STDOUT
+    )
     return Worker(proc, log_path)
 
 
 def influx_env(url: str, worker_tag: str, **overrides: str) -> dict[str, str]:
     env = {
-        "GAR_INFLUX__ENABLED": "true", "GAR_INFLUX__URL": url,
-        "GAR_INFLUX__WORKER_TAG": worker_tag, "GAR_INFLUX__FLUSH_INTERVAL_MS": "300",
+        "GAR_INFLUX__ENABLED": "true",
+        "GAR_INFLUX__URL": url,
+        "GAR_INFLUX__WORKER_TAG": worker_tag,
+        "GAR_INFLUX__FLUSH_INTERVAL_MS": "300",
     }
     env.update({f"GAR_INFLUX__{k.upper()}": v for k, v in overrides.items()})
     return env
 
 
 # -- producing with positions ---------------------------------------------------------------
-async def produce_tracked(settings: Settings, topic: str, items: Iterable[Item],
-                          pace: Callable[[int], float] | None = None) -> list[Pos]:
+async def produce_tracked(
+    settings: Settings,
+    topic: str,
+    items: Iterable[Item],
+    pace: Callable[[int], float] | None = None,
+    idempotent: bool = False,
+) -> list[Pos]:
     """Publish in order; return each item's (partition, offset). ``pace(i)`` seconds of sleep
-    after item ``i`` (None: as fast as possible)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
-                                linger_ms=5, max_batch_size=256 * 1024,
-                                max_request_size=4 * 1024 * 1024, acks="all")
+    after item ``i`` (None: as fast as possible). ``idempotent``: a send retried across a
+    leader change is not appended twice (else the retry is a second input at another offset)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        acks="all",
+        enable_idempotence=idempotent,
+    )
     await producer.start()
     try:
         futs = []
@@ -118,22 +166,28 @@ def produce(settings: Settings, topic: str, items: Sequence[Item]) -> list[Pos]:
 class TopicReader:
     """Reads topics from the beginning, incrementally (one consumer for a whole test)."""
 
-    def __init__(self, settings: Settings, topics: Sequence[str],
-                 lay: TopicLayout | None = None) -> None:
+    def __init__(
+        self, settings: Settings, topics: Sequence[str], lay: TopicLayout | None = None
+    ) -> None:
         self._bootstrap = settings.kafka.bootstrap_servers
         self.topics = list(topics)
         self.records: dict[str, list[Any]] = {t: [] for t in topics}
         self._consumer: AIOKafkaConsumer | None = None
         self._lay = lay
-        self.accounted: set[Pos] = set()  # request positions with an outcome, kept incrementally
+        self._accounted: set[Pos] = set()  # request positions with an outcome, incrementally
+        self._dead_unread: list[bytes] = []  # dead letters not parsed yet (see ``accounted``)
         self.decided_ids: set[str] = set()
         self.dispatched_ids: set[str] = set()
         self._dispatch_topics = set(lay.dispatch.values()) if lay is not None else set()
 
     async def start(self) -> None:
-        c = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_partition_fetch_bytes=8 * 1024 * 1024)
+        c = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
         await c.start()
         tps: list[TopicPartition] = []
         for t in self.topics:
@@ -142,6 +196,20 @@ class TopicReader:
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         self._consumer = c
+
+    @property
+    def accounted(self) -> set[Pos]:
+        """Request positions with an outcome. Dead letters are parsed when this is read, not
+        when polled: a test timing the worker (the poison flood) then does not spend this
+        2-core machine's CPU on them while it measures."""
+        if self._dead_unread:
+            requests = self._lay.requests if self._lay is not None else ""
+            for value in self._dead_unread:
+                src = orjson.loads(value)["source"]
+                if src.get("topic") == requests:
+                    self._accounted.add((int(src["partition"]), int(src["offset"])))
+            self._dead_unread.clear()
+        return self._accounted
 
     async def poll(self, timeout_ms: int = 300) -> int:
         assert self._consumer is not None
@@ -159,16 +227,12 @@ class TopicReader:
         if topic == self._lay.decisions:
             for m in msgs:
                 d = orjson.loads(m.value)
-                src = d["request_source"]
-                self.accounted.add((int(src["partition"]), int(src["offset"])))
+                self.accounted.add(request_position(m.partition, d))
                 self.decided_ids.add(d["request_id"])
         elif topic in self._dispatch_topics:
             self.dispatched_ids.update(m.key.decode() for m in msgs)
         elif topic == self._lay.dead_letter:
-            for m in msgs:
-                src = orjson.loads(m.value)["source"]
-                if src.get("topic") == self._lay.requests:
-                    self.accounted.add((int(src["partition"]), int(src["offset"])))
+            self._dead_unread.extend(m.value for m in msgs)
 
     async def until(self, done: Callable[[TopicReader], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -183,8 +247,13 @@ class TopicReader:
             await self._consumer.stop()
 
 
-def read_until(settings: Settings, topics: Sequence[str], done: Callable[[TopicReader], bool],
-               timeout_s: float = 90.0, lay: TopicLayout | None = None) -> TopicReader:
+def read_until(
+    settings: Settings,
+    topics: Sequence[str],
+    done: Callable[[TopicReader], bool],
+    timeout_s: float = 90.0,
+    lay: TopicLayout | None = None,
+) -> TopicReader:
     async def run() -> TopicReader:
         r = TopicReader(settings, topics, lay)
         await r.start()
@@ -220,12 +289,22 @@ class Accounting:
         return c
 
 
+def request_position(partition: int, decision: dict[str, Any]) -> tuple[int, int]:
+    """(partition, offset) of the request a decision decided: decisions.v2 records its offset
+    in the decision's own partition (requests and decisions are co-partitioned)."""
+    if "request_offset" in decision:
+        return partition, int(decision["request_offset"])
+    src = decision["request_source"]
+    return int(src["partition"]), int(src["offset"])
+
+
 def account(reader: TopicReader, lay: TopicLayout) -> Accounting:
     acc = Accounting()
-    for m in reader.records[lay.decisions]:
+    # Log order (each partition by offset): a tenant's chain and a pooled mu scope's chain both
+    # follow it; the order records were fetched in need not (a reconnect re-fetches).
+    for m in sorted(reader.records[lay.decisions], key=lambda m: (m.partition, m.offset)):
         d = orjson.loads(m.value)
-        src = d["request_source"]
-        acc.decided.setdefault((int(src["partition"]), int(src["offset"])), set()).add(m.value)
+        acc.decided.setdefault(request_position(m.partition, d), set()).add(m.value)
         acc.decisions.append(d)
         acc.decision_records += 1
     for m in reader.records[lay.dead_letter]:
@@ -235,6 +314,33 @@ def account(reader: TopicReader, lay: TopicLayout) -> Accounting:
             continue
         acc.dead.setdefault((int(src["partition"]), int(src["offset"])), []).append(d)
     return acc
+
+
+def tenant_log_report(reader: TopicReader, lay: TopicLayout, request_id: str) -> str:
+    """Diagnostics for a chain break at ``request_id``: that tenant's decisions in log order
+    (partition, offset, log-append ms, tenant_seq, request id, request offset), the ones around
+    each sequence jump, and any (partition, offset) read twice with different bytes."""
+    msgs = sorted(reader.records[lay.decisions], key=lambda m: (m.partition, m.offset))
+    seen: dict[tuple[int, int], bytes] = {}
+    clashes = 0
+    rows: list[tuple[int, int, int, int, str, Any]] = []
+    tenant = None
+    for m in msgs:
+        if seen.setdefault((m.partition, m.offset), m.value) != m.value:
+            clashes += 1
+        d = orjson.loads(m.value)
+        if d["request_id"] == request_id:
+            tenant = d["tenant"]
+        rows.append(
+            (m.partition, m.offset, m.timestamp, d["tenant_seq"], d["request_id"], d["tenant"])
+        )
+    mine = [r for r in rows if r[5] == tenant]
+    jumps = [i for i in range(1, len(mine)) if mine[i][3] != mine[i - 1][3] + 1]
+    lines = [f"tenant {tenant}: {len(mine)} decisions, {clashes} offsets read with two values"]
+    for i in jumps[:6]:
+        lines.extend(f"  {r[:5]}" for r in mine[max(0, i - 2) : i + 2])
+        lines.append("  --")
+    return "\n".join(lines)
 
 
 def changelog(settings: Settings, table: str) -> str:
@@ -255,18 +361,21 @@ def latest_tenant_states(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def publish_policy(settings: Settings, config: PolicyConfig, name: str = "gar-pd") -> None:
     """Publish a policy on the policy topic and wait until the worker applied it. Only the
-    fields that differ from the core's defaults are sent (the parser fills in the rest), so the
-    tests do not depend on every config field the core adds."""
+    fields that differ from the preset of the config's mode are sent (the parser fills in the
+    rest from that preset), so the worker applies exactly ``config`` and the tests do not
+    depend on every config field the core adds."""
     lay = layout(settings)
-    defaults = PolicyConfig().to_dict()
-    fields = {k: v for k, v in config.to_dict().items() if k == "version" or v != defaults[k]}
+    fields = config.preset_overrides()
     record = {"schema_version": 1, "scope": "global", "policy_name": name, "config": fields}
     produce(settings, lay.policy, [(b"global", orjson.dumps(record))])
     topic = changelog(settings, "policy")
 
     def applied(r: TopicReader) -> bool:
-        return any(orjson.loads(m.value)["config"]["version"] == config.version
-                   for m in r.records[topic] if m.value is not None)
+        return any(
+            orjson.loads(m.value)["config"]["version"] == config.version
+            for m in r.records[topic]
+            if m.value is not None
+        )
 
     if not applied(read_until(settings, [topic], applied, 60.0)):
         raise AssertionError(f"policy {config.version} was not applied (dead-lettered?)")
@@ -275,14 +384,21 @@ def publish_policy(settings: Settings, config: PolicyConfig, name: str = "gar-pd
 def publish_intensity(settings: Settings, readings: Sequence[IntensityReading]) -> None:
     """Publish readings and wait until the worker's intensity table holds the newest one."""
     lay = layout(settings)
-    produce(settings, lay.carbon_intensity,
-            [(r.zone.encode(), encode(intensity_record(r))) for r in readings])
+    produce(
+        settings,
+        lay.carbon_intensity,
+        [(r.zone.encode(), encode(intensity_record(r))) for r in readings],
+    )
     topic = changelog(settings, "intensity")
     want = {(r.zone, r.ts_ms) for r in readings}
 
     def done(r: TopicReader) -> bool:
-        have = {(h["zone"], h["ts_ms"]) for m in r.records[topic] if m.value is not None
-                for h in orjson.loads(m.value)}  # value: the zone's recent readings
+        have = {
+            (h["zone"], h["ts_ms"])
+            for m in r.records[topic]
+            if m.value is not None
+            for h in orjson.loads(m.value)
+        }  # value: the zone's recent readings
         return want <= have
 
     read_until(settings, [topic], done, 60.0)

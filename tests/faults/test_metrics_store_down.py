@@ -1,13 +1,10 @@
-"""The metrics store goes down (PRIVATE VictoriaMetrics) while the worker routes: routing
-continues, the writer counts the points it had to drop and reports that count through the store
-itself once it is back, and metrics resume."""
+"""The metrics store goes down (a PRIVATE InfluxDB) while the worker routes: routing continues,
+the writer counts the points it had to drop and reports that count through the store itself
+once it is back, and metrics resume."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,20 +22,24 @@ from faults.helpers import (
     start_worker,
     valid_items,
 )
-from streams.devenv import MetricsStore, private_dev_settings
+from streams.config import InfluxSettings
+from streams.devenv import InfluxStore, private_dev_settings
+from streams.metrics.query import FluxClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 N_UP, N_DOWN, N_BACK = 1_000, 2_000, 1_000
 
 
-def export(url: str, selector: str) -> list[tuple[float, float]]:
-    """Raw (timestamp_s, value) samples of every series matching ``selector``."""
-    q = urllib.parse.urlencode({"match[]": selector})
-    with urllib.request.urlopen(f"{url}/api/v1/export?{q}", timeout=10) as resp:
-        rows = [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
-    return [(t / 1000, float(v)) for r in rows for t, v in zip(r["timestamps"], r["values"],
-                                                                  strict=True)]
+def export(
+    influx: InfluxSettings, measurement: str, field: str, tag: str
+) -> list[tuple[float, float]]:
+    """Raw (timestamp_s, value) points of one field of the worker's series."""
+    series = FluxClient(influx).query(
+        f'from(bucket: "{influx.bucket}") |> range(start: -1h) |> filter(fn: (r) => '
+        f'r._measurement == "{measurement}" and r._field == "{field}" and r.worker == "{tag}")'
+    )
+    return [(t, v) for s in series for t, v in zip(s.timestamps_s, s.values, strict=True)]
 
 
 def accounted_at_least(n: int) -> Callable[[TopicReader], bool]:
@@ -57,34 +58,40 @@ def wait_for(pred: Any, timeout_s: float, what: str) -> None:
 def test_routing_continues_while_the_metrics_store_is_down(
     settings_factory: Any, catalog_path: Path, tmp_path: Path, unique_id: str
 ) -> None:
-    store = MetricsStore(private_dev_settings(tmp_path / "dev"))
+    store = InfluxStore(private_dev_settings(tmp_path / "dev"))
     store.start()
-    settings = settings_factory(topics={"partitions": 4},
-                                worker={"catalog_path": str(catalog_path), "batch_max": 200})
+    influx = InfluxSettings(url=store.url)
+    settings = settings_factory(
+        topics={"partitions": 4}, worker={"catalog_path": str(catalog_path), "batch_max": 200}
+    )
     create_topics(settings)
     lay = layout(settings)
     outputs = [lay.decisions, lay.dead_letter]
     tag = f"faults-{unique_id}"
-    decided_sel = f'gar_decisions_count{{worker="{tag}"}}'
-    dropped_sel = f'gar_metrics_writer_dropped_points{{worker="{tag}"}}'
+
+    def decided() -> list[tuple[float, float]]:
+        return export(influx, "gar_decisions", "count", tag)
+
+    def dropped_reports() -> list[tuple[float, float]]:
+        return export(influx, "gar_metrics_writer", "dropped_points", tag)
 
     def stored_decisions() -> float:
-        store.force_flush()
-        return sum(v for _, v in export(store.url, decided_sel))
+        return sum(v for _, v in decided())
 
     env = influx_env(store.url, tag, max_retries="1", retry_backoff_ms="100", timeout_ms="1000")
     worker = start_worker(settings, tmp_path / "w.log", env)
     rates: dict[int, float] = {}
     try:
-        phases = [valid_items(N_UP, 7), valid_items(N_DOWN, 7, start=N_UP),
-                  valid_items(N_BACK, 7, start=N_UP + N_DOWN)]
+        phases = [
+            valid_items(N_UP, 7),
+            valid_items(N_DOWN, 7, start=N_UP),
+            valid_items(N_BACK, 7, start=N_UP + N_DOWN),
+        ]
         done = 0
         for phase, items in enumerate(phases):
             if phase == 1:
                 wait_for(lambda: stored_decisions() >= N_UP, 30.0, "metrics of phase 1")
-                # Down: connection refused from now on. A graceful stop, because VictoriaMetrics
-                # itself loses its last seconds of samples on SIGKILL (measured), and this test
-                # is about the writer, not the store's durability.
+                # Down: connection refused from now on.
                 assert store.stop()
                 time.sleep(1.0)
             if phase == 2:
@@ -98,11 +105,14 @@ def test_routing_continues_while_the_metrics_store_is_down(
             assert alive(worker), worker.log()[-3000:]
         restarted_s = time.time() - 5.0
         # Metrics resume, and the writer's drop count arrives through the store itself.
-        wait_for(lambda: any(v > 0 for _, v in export(store.url, dropped_sel)), 30.0,
-                 "a dropped-points report")
+        wait_for(
+            lambda: any(v > 0 for _, v in dropped_reports()),
+            30.0,
+            "a dropped-points report",
+        )
         wait_for(lambda: stored_decisions() >= N_UP + N_BACK, 30.0, "metrics after restart")
-        after = [v for t, v in export(store.url, decided_sel) if t >= restarted_s]
-        dropped = max(v for _, v in export(store.url, dropped_sel))
+        after = [v for t, v in decided() if t >= restarted_s]
+        dropped = max(v for _, v in dropped_reports())
         stored = stored_decisions()
     finally:
         worker.stop()
@@ -114,6 +124,8 @@ def test_routing_continues_while_the_metrics_store_is_down(
     assert dropped > 0
     # What the store holds is what was not dropped: phases 1 and 3 in full, phase 2 not.
     assert N_UP + N_BACK <= stored < total
-    print(f"\nmetrics store down: decided={len(reader.decided_ids)} rates_per_s="
-          f"{ {k: round(v) for k, v in rates.items()} } dropped_points={dropped} "
-          f"stored_decision_count={stored}")
+    print(
+        f"\nmetrics store down: decided={len(reader.decided_ids)} rates_per_s="
+        f"{ {k: round(v) for k, v in rates.items()} } dropped_points={dropped} "
+        f"stored_decision_count={stored}"
+    )

@@ -1,9 +1,10 @@
-"""Poison flood: hypothesis-generated hostile requests, first against the parser (every family
-gets one of its reason codes), then 10,000 of them interleaved with valid traffic through a
-real worker: it never crashes, each bad one is dead-lettered once with a reason, and valid
-throughput under the flood stays above half of the valid throughput without it (both measured in
-the same run, the same way: a pre-published backlog drained by a fresh worker; the assertion is
-on valid decisions per worker CPU-second, the wall-clock rates are printed)."""
+"""Poison flood: 45,000 hypothesis-generated hostile requests (tests/support/poison_families.py)
+interleaved 1:1 with valid traffic through a real worker: it never crashes, each bad one is
+dead-lettered once with a reason, and valid throughput under the flood is at least half of
+the valid throughput without it (both measured
+in the same run, the same way: three calm and three storm phases alternating, each a
+pre-published backlog drained by a fresh worker; the assertion is on valid decisions per worker
+CPU-second, the wall-clock rates are printed)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from support.poison_families import FAMILIES, flood
 
 from faults.helpers import (
     TopicReader,
@@ -30,48 +31,12 @@ from faults.helpers import (
     start_worker,
     valid_items,
 )
-from faults.poison_families import ACCEPTED, FAMILIES, flood
 from streams.app.catalog import load_catalog
 from streams.config import Settings
-from streams.ingress.context import IngressContext
-from streams.ingress.rejected import Rejected
-from streams.ingress.requests import parse_request
 
-
-def _ingress(catalog_path: Path) -> IngressContext:
-    return IngressContext.from_catalog(load_catalog(Settings(
-        worker={"catalog_path": str(catalog_path)})))  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_every_family_is_rejected_with_its_reason(family: str, catalog_path: Path) -> None:
-    strategy, reasons = FAMILIES[family]
-    ctx = _ingress(catalog_path)
-
-    @settings(max_examples=150, deadline=None, database=None)
-    @given(strategy)
-    def check(raw: bytes) -> None:
-        out = parse_request(raw, ctx)
-        assert isinstance(out, Rejected), raw[:200]
-        assert str(out.reason) in reasons, (out.reason, out.message, raw[:200])
-
-    check()
-
-
-@pytest.mark.parametrize("family", sorted(ACCEPTED))
-def test_hostile_but_valid_inputs_are_routed(family: str, catalog_path: Path) -> None:
-    ctx = _ingress(catalog_path)
-
-    @settings(max_examples=100, deadline=None, database=None)
-    @given(ACCEPTED[family])
-    def check(raw: bytes) -> None:
-        assert not isinstance(parse_request(raw, ctx), Rejected)
-
-    check()
-
-
-N_BAD = env_flag("GAR_FAULTS_POISON", 20_000)
-N_VALID = env_flag("GAR_FAULTS_POISON_VALID", 20_000)  # per phase (short phases: noisy rates)
+N_BAD = env_flag("GAR_FAULTS_POISON", 45_000)
+N_VALID = env_flag("GAR_FAULTS_POISON_VALID", 45_000)  # calm, and again in the storms
+PAIRS = 3  # calm + storm phases: 15,000 valid each (shorter phases gave noisy rates)
 
 
 def _cpu_s(pid: int) -> float:
@@ -90,8 +55,15 @@ class Drain:
     cpu_s: float
 
 
-def _drain(loop: asyncio.AbstractEventLoop, settings: Settings, reader: TopicReader,
-           ids: set[str], total: int, tmp: Path, name: str) -> Drain:
+def _drain(
+    loop: asyncio.AbstractEventLoop,
+    settings: Settings,
+    reader: TopicReader,
+    ids: set[str],
+    total: int,
+    tmp: Path,
+    name: str,
+) -> Drain:
     """A fresh worker drains a pre-published backlog; stopped afterwards."""
     worker = start_worker(settings, tmp / f"{name}.log")
 
@@ -110,8 +82,9 @@ def _drain(loop: asyncio.AbstractEventLoop, settings: Settings, reader: TopicRea
                 # The clocks stop when the last valid request is decided, not when the reader
                 # has also seen every dead letter: the idle worker's CPU while the reader
                 # catches up made the calm phases' rate swing 2x between runs.
-                drained = Drain(done - n_start, time.monotonic() - t_start,
-                                _cpu_s(worker.proc.pid) - cpu_start)
+                drained = Drain(
+                    done - n_start, time.monotonic() - t_start, _cpu_s(worker.proc.pid) - cpu_start
+                )
             if drained is not None and len(reader.accounted) >= total:
                 return drained
             assert alive(worker), worker.log()[-3000:]
@@ -155,27 +128,32 @@ def test_poison_flood_is_dead_lettered_and_valid_throughput_holds(
     calm: list[Drain] = []
     storm: list[Drain] = []
     positions: set[tuple[int, int]] = set()
-    half_v, half_m = len(normal) // 2, len(mixed) // 2
+    per_v, per_m = len(normal) // PAIRS, len(mixed) // PAIRS
     bad_pos: dict[tuple[int, int], str] = {}
     try:
-        # calm, storm, calm, storm: alternating cancels the drift of the machine's other load.
-        for phase in range(4):
+        # calm, storm, calm, storm, ...: alternating cancels the drift of the machine's other
+        # load.
+        for phase in range(2 * PAIRS):
             part = phase // 2
             if phase % 2 == 0:
-                items = normal[part * half_v:(part + 1) * half_v]
+                items = normal[part * per_v : (part + 1) * per_v]
                 fams: list[str | None] = [None] * len(items)
             else:
-                items = mixed[part * half_m:(part + 1) * half_m]
-                fams = family_of[part * half_m:(part + 1) * half_m]
+                items = mixed[part * per_m : (part + 1) * per_m]
+                fams = family_of[part * per_m : (part + 1) * per_m]
             pos = produce(settings, lay.requests, items)
             positions |= set(pos)
             bad_pos.update({p: f for p, f in zip(pos, fams, strict=True) if f is not None})
             if phase == 0:
                 loop.run_until_complete(reader.start())
-            ids = {orjson.loads(v)["request_id"]
-                   for (_, v), f in zip(items, fams, strict=True) if f is None}
+            ids = {
+                orjson.loads(v)["request_id"]
+                for (_, v), f in zip(items, fams, strict=True)
+                if f is None
+            }
             (storm if phase % 2 else calm).append(
-                _drain(loop, settings, reader, ids, len(positions), tmp_path, f"phase{phase}"))
+                _drain(loop, settings, reader, ids, len(positions), tmp_path, f"phase{phase}")
+            )
     finally:
         loop.run_until_complete(reader.stop())
         loop.close()
@@ -184,13 +162,15 @@ def test_poison_flood_is_dead_lettered_and_valid_throughput_holds(
     assert set(outcome) == positions
     assert max(outcome.values()) == 1
     assert set(acc.dead) == set(bad_pos), "a bad message was routed or a valid one rejected"
-    # Workers are stopped (SIGTERM) between phases; the direct hot path checkpoints its read
-    # position one batch behind, so a restart re-reads the last batch: its dead letters are
-    # written again (at-least-once, identical but for rejected_at_ms). Counted, not hidden.
+    # Workers are stopped (SIGTERM) between phases; dead letters are at-least-once (a re-read
+    # input is dead-lettered again, identical but for rejected_at_ms). Counted, not hidden.
     dup_dead = acc.dead_letter_records - len(acc.dead)
     assert all(len({(d["reason"], d["original_b64"]) for d in v}) == 1 for v in acc.dead.values())
-    wrong = [(bad_pos[p], v[0]["reason"]) for p, v in acc.dead.items()
-             if v[0]["reason"] not in FAMILIES[bad_pos[p]][1]]
+    wrong = [
+        (bad_pos[p], v[0]["reason"])
+        for p, v in acc.dead.items()
+        if v[0]["reason"] not in FAMILIES[bad_pos[p]][1]
+    ]
     assert not wrong, Counter(wrong).most_common(10)
     assert all(v[0]["stage"] and v[0]["message"] for v in acc.dead.values())
     calm_ids = {f"calm-{i:06d}" for i in range(N_VALID)}
@@ -203,16 +183,19 @@ def test_poison_flood_is_dead_lettered_and_valid_throughput_holds(
     cpu_normal = n_calm / sum(d.cpu_s for d in calm)
     cpu_flood = n_storm / sum(d.cpu_s for d in storm)
     ratio, cpu_ratio = rate_flood / rate_normal, cpu_flood / cpu_normal
-    print(f"\npoison flood: bad={len(bad_pos)} valid={2 * N_VALID} "
-          f"valid_rate_normal={rate_normal:.0f}/s valid_rate_flood={rate_flood:.0f}/s "
-          f"wall_ratio={ratio:.2f} valid_per_worker_cpu_s normal={cpu_normal:.0f} "
-          f"flood={cpu_flood:.0f} cpu_ratio={cpu_ratio:.2f} duplicate_dead_letters={dup_dead} "
-          f"reasons={dict(Counter(v[0]['reason'] for v in acc.dead.values()))}")
-    # Per worker CPU-second: on this shared 2-core machine (broker, test reader and other jobs
-    # on the same cores) the wall-clock ratio swung 0.34-0.83 between runs of the same code;
-    # per worker CPU-second it is steadier but still 0.47-0.77, i.e. a bad message costs about
-    # as much as a valid decision, so issue 6's "above half of normal" is met only most of the
-    # time (docs/reliability.md). The test gates a gross regression (a rejection costing twice a
-    # decision, e.g. logging per message); the 0.5 target is checked with
-    # GAR_FAULTS_FLOOD_RATIO=0.5 and its measurements belong with the benchmarks.
-    assert cpu_ratio > float(os.environ.get("GAR_FAULTS_FLOOD_RATIO", "0.33")), cpu_ratio
+    print(
+        f"\npoison flood: bad={len(bad_pos)} valid={2 * N_VALID} "
+        f"valid_rate_normal={rate_normal:.0f}/s valid_rate_flood={rate_flood:.0f}/s "
+        f"wall_ratio={ratio:.2f} valid_per_worker_cpu_s normal={cpu_normal:.0f} "
+        f"flood={cpu_flood:.0f} cpu_ratio={cpu_ratio:.2f} duplicate_dead_letters={dup_dead} "
+        f"reasons={dict(Counter(v[0]['reason'] for v in acc.dead.values()))}"
+    )
+    # The target, per worker CPU-second: on this shared 2-core machine (broker, test reader and
+    # other jobs on the same cores) the wall-clock ratio swings with the other load; CPU per
+    # valid decision is what the flood takes from the worker (docs/reliability.md).
+    pairs = [
+        round((s.decided / s.cpu_s) / (c.decided / c.cpu_s), 2)
+        for c, s in zip(calm, storm, strict=True)
+    ]
+    print(f"cpu_ratio per calm/storm pair: {pairs}")
+    assert cpu_ratio >= float(os.environ.get("GAR_FAULTS_FLOOD_RATIO", "0.5")), cpu_ratio

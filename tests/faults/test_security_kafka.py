@@ -2,8 +2,7 @@
 secrets (the Kafka password, the InfluxDB token) never show up in logs, errors, reprs or any
 record the worker writes.
 
-* static: every aiokafka client constructed under ``streams/`` takes ``**client_kwargs(...)`` and
-  every ``faust.App`` gets ``broker_credentials`` (so a new client cannot silently skip them);
+* static and unit checks: ``tests/unit/kafka/test_client_security.py``;
 * end to end: a PRIVATE broker whose only client listener for the test is SASL_SSL with SCRAM
   credentials; topic creation, the project's producer client, the worker (Faust consumer group,
   tables, the direct consumer, the recovery scan, the batched producer) and a reader all work
@@ -12,7 +11,6 @@ record the worker writes.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import logging
 import time
@@ -24,85 +22,28 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.auth import SASLCredentials
+from support.secure_broker import (
+    INFLUX_TOKEN,
+    KAFKA_PASSWORD,
+    SCRAM_USER,
+    SECRETS,
+    WRONG_PASSWORD,
+    SecureBroker,
+    make_tls,
+)
 
 from faults.helpers import T0_MS, alive, create_topics, influx_env, layout, start_worker
-from faults.secure_broker import SCRAM_USER, SecureBroker, make_tls
-from streams.app.kafka import client_kwargs
 from streams.client import GarClient
-from streams.config import REPO_ROOT, KafkaSettings, Settings
+from streams.config import Settings
 from streams.devenv import private_dev_settings
-
-KAFKA_PASSWORD = "kpw-SENTINEL-6b1f0c9e"
-WRONG_PASSWORD = "kpw-WRONG-SENTINEL-3d2a"
-INFLUX_TOKEN = "itok-SENTINEL-94e2aa17"
-SECRETS = (KAFKA_PASSWORD, WRONG_PASSWORD, INFLUX_TOKEN)
-AIOKAFKA_CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient"}
-# Dev tooling that only ever probes the embedded PLAINTEXT dev broker it started itself.
-NOT_USER_FACING = {"streams/devenv/health.py"}
-
-
-def _calls(tree: ast.AST) -> Iterator[ast.Call]:
-    return (n for n in ast.walk(tree) if isinstance(n, ast.Call))
-
-
-def _name(call: ast.Call) -> str:
-    f = call.func
-    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-
-
-def test_every_kafka_client_in_the_code_takes_the_security_settings() -> None:
-    missing, seen = [], 0
-    for path in sorted((REPO_ROOT / "streams").rglob("*.py")):
-        rel = path.relative_to(REPO_ROOT).as_posix()
-        for call in _calls(ast.parse(path.read_text())):
-            name = _name(call)
-            if name in AIOKAFKA_CLIENTS and rel not in NOT_USER_FACING:
-                seen += 1
-                spread = [k.value for k in call.keywords if k.arg is None]
-                if not any(isinstance(v, ast.Call) and _name(v) == "client_kwargs"
-                           for v in spread):
-                    missing.append(f"{rel}:{call.lineno} {name}")
-            if name == "App" and isinstance(call.func, ast.Attribute) and \
-                    isinstance(call.func.value, ast.Name) and call.func.value.id == "faust":
-                seen += 1
-                if not any(k.arg == "broker_credentials" for k in call.keywords):
-                    missing.append(f"{rel}:{call.lineno} faust.App without broker_credentials")
-    assert seen >= 8
-    assert not missing, missing
-
-
-def test_client_kwargs_carry_scram_and_tls(tmp_path: Path) -> None:
-    from streams.security.kafka import faust_credentials
-
-    tls = make_tls(tmp_path / "tls")
-    kafka = KafkaSettings(bootstrap_servers="h:1", security_protocol="SASL_SSL",
-                          sasl_mechanism="SCRAM-SHA-512", sasl_username="u",
-                          sasl_password=KAFKA_PASSWORD,  # type: ignore[arg-type]
-                          ssl_cafile=tls.ca_pem)
-    kw = client_kwargs(kafka)
-    assert (kw["security_protocol"], kw["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-512")
-    assert (kw["sasl_plain_username"], kw["sasl_plain_password"]) == ("u", KAFKA_PASSWORD)
-    assert kw["ssl_context"].get_ca_certs()  # the configured CA is loaded
-    creds = faust_credentials(kafka)
-    assert isinstance(creds, SASLCredentials)
-    assert (creds.protocol.value, creds.mechanism.value) == ("SASL_SSL", "SCRAM-SHA-512")
-    assert (creds.username, creds.password) == ("u", KAFKA_PASSWORD)
-    assert creds.ssl_context is not None and creds.ssl_context.get_ca_certs()
-    assert faust_credentials(KafkaSettings()) is None
-    tls_only = faust_credentials(KafkaSettings(security_protocol="SSL", ssl_cafile=tls.ca_pem))
-    assert tls_only is not None and tls_only.protocol.value == "SSL"
-    # Reprs of everything that holds the secret.
-    settings = Settings(kafka=kafka, influx={"token": INFLUX_TOKEN})  # type: ignore[arg-type]
-    for text in (repr(settings), str(settings), str(settings.model_dump()), repr(creds),
-                 settings.model_dump_json()):
-        assert not any(s in text for s in SECRETS), text[:300]
+from streams.kafka.clients import client_kwargs
 
 
 @pytest.fixture
 def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
-    broker = SecureBroker(private_dev_settings(tmp_path / "dev"), make_tls(tmp_path / "tls"),
-                          KAFKA_PASSWORD)
+    broker = SecureBroker(
+        private_dev_settings(tmp_path / "dev"), make_tls(tmp_path / "tls"), KAFKA_PASSWORD
+    )
     broker.start()
     try:
         yield broker
@@ -110,12 +51,18 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
         broker.kill()
 
 
-def _secure_settings(settings_factory: Any, broker: SecureBroker, catalog_path: Path,
-                     password: str) -> Settings:
+def _secure_settings(
+    settings_factory: Any, broker: SecureBroker, catalog_path: Path, password: str
+) -> Settings:
     s: Settings = settings_factory(
-        kafka={"bootstrap_servers": broker.secure_bootstrap, "security_protocol": "SASL_SSL",
-               "sasl_mechanism": "SCRAM-SHA-256", "sasl_username": SCRAM_USER,
-               "sasl_password": password, "ssl_cafile": str(broker.tls.ca_pem)},
+        kafka={
+            "bootstrap_servers": broker.secure_bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-256",
+            "sasl_username": SCRAM_USER,
+            "sasl_password": password,
+            "ssl_cafile": str(broker.tls.ca_pem),
+        },
         topics={"partitions": 2},
         worker={"catalog_path": str(catalog_path), "batch_max": 50},
         influx={"token": INFLUX_TOKEN},
@@ -129,10 +76,19 @@ def _env(settings: Settings, password: str, tag: str) -> dict[str, str]:
     return env
 
 
-async def _read_everything(settings: Settings, topics: list[str], want_decisions: int,
-                           decisions_topic: str, timeout_s: float) -> dict[str, list[Any]]:
-    consumer = AIOKafkaConsumer(**client_kwargs(settings.kafka), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+async def _read_everything(
+    settings: Settings,
+    topics: list[str],
+    want_decisions: int,
+    decisions_topic: str,
+    timeout_s: float,
+) -> dict[str, list[Any]]:
+    consumer = AIOKafkaConsumer(
+        **client_kwargs(settings.kafka),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     out: dict[str, list[Any]] = {t: [] for t in topics}
     try:
@@ -176,8 +132,13 @@ async def _rejected_without_credentials(bootstrap: str) -> bool:
 @pytest.mark.integration
 @pytest.mark.faults
 def test_worker_runs_over_sasl_scram_tls_and_never_prints_secrets(
-    secure_broker: SecureBroker, settings_factory: Any, catalog_path: Path, tmp_path: Path,
-    unique_id: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    secure_broker: SecureBroker,
+    settings_factory: Any,
+    catalog_path: Path,
+    tmp_path: Path,
+    unique_id: str,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = _secure_settings(settings_factory, secure_broker, catalog_path, KAFKA_PASSWORD)
@@ -186,24 +147,38 @@ def test_worker_runs_over_sasl_scram_tls_and_never_prints_secrets(
     assert asyncio.run(_rejected_without_credentials(secure_broker.secure_bootstrap))
     create_topics(settings)  # admin client through client_kwargs
     tag = f"faults-sec-{unique_id}"
-    worker = start_worker(settings, tmp_path / "w.log", _env(settings, KAFKA_PASSWORD, tag),
-                          loglevel="debug")
+    worker = start_worker(
+        settings, tmp_path / "w.log", _env(settings, KAFKA_PASSWORD, tag), loglevel="debug"
+    )
     n = 60
     try:
+
         async def publish() -> None:
             async with GarClient(settings) as gar:  # the project's producer client
                 for i in range(n):
-                    await gar.submit_nowait(GarClient.request(
-                        tenant=f"t{i % 3}", dataset="gsm8k", input_tokens=100 + i,
-                        client_region="eu", request_id=f"sec-{i:04d}", ts_ms=T0_MS + i))
+                    await gar.submit_nowait(
+                        GarClient.request(
+                            tenant=f"t{i % 3}",
+                            dataset="gsm8k",
+                            input_tokens=100 + i,
+                            client_region="eu",
+                            request_id=f"sec-{i:04d}",
+                            ts_ms=T0_MS + i,
+                        )
+                    )
                 # One bad message: the dead-letter path writes through the same producer.
-                await gar._producer.send_and_wait(gar.topic, b'{"oops":"' + b"x" * 10 + b'"}',
-                                                  key=b"t0")
+                await gar._producer.send_and_wait(
+                    gar.topic, b'{"oops":"' + b"x" * 10 + b'"}', key=b"t0"
+                )
 
         asyncio.run(publish())
-        topics = [lay.decisions, lay.dead_letter, *lay.dispatch.values(),
-                  f"{settings.app_id}-tenant_state-changelog",
-                  f"{settings.app_id}-dedupe-changelog"]
+        topics = [
+            lay.decisions,
+            lay.dead_letter,
+            *lay.dispatch.values(),
+            f"{settings.app_id}-tenant_state-changelog",
+            f"{settings.app_id}-dedupe-changelog",
+        ]
         out = asyncio.run(_read_everything(settings, topics, n, lay.decisions, 120.0))
         assert alive(worker), worker.log()[-3000:]
     finally:
@@ -214,7 +189,8 @@ def test_worker_runs_over_sasl_scram_tls_and_never_prints_secrets(
     log = worker.log()
     assert "SASL" in log or "sasl" in log  # debug logging did cover the authenticated clients
     everything = [m.value or b"" for msgs in out.values() for m in msgs] + [
-        (m.key or b"") for msgs in out.values() for m in msgs]
+        (m.key or b"") for msgs in out.values() for m in msgs
+    ]
     for secret in SECRETS:
         assert secret not in log, f"{secret} in the worker log"
         assert not any(secret.encode() in b for b in everything), f"{secret} in a record"
@@ -222,21 +198,27 @@ def test_worker_runs_over_sasl_scram_tls_and_never_prints_secrets(
     test_logs = "\n".join(r.getMessage() + repr(r.args) for r in caplog.records)
     for secret in SECRETS:
         assert secret not in captured.out + captured.err + test_logs
-    print(f"\nsecurity: decisions={len(decisions)} dead_letters={len(out[lay.dead_letter])} "
-          f"worker_log_lines={log.count(chr(10))} records_scanned={len(everything) // 2}")
+    print(
+        f"\nsecurity: decisions={len(decisions)} dead_letters={len(out[lay.dead_letter])} "
+        f"worker_log_lines={log.count(chr(10))} records_scanned={len(everything) // 2}"
+    )
 
 
 @pytest.mark.integration
 @pytest.mark.faults
 def test_wrong_password_fails_closed_without_printing_it(
-    secure_broker: SecureBroker, settings_factory: Any, catalog_path: Path, tmp_path: Path,
+    secure_broker: SecureBroker,
+    settings_factory: Any,
+    catalog_path: Path,
+    tmp_path: Path,
     unique_id: str,
 ) -> None:
     good = _secure_settings(settings_factory, secure_broker, catalog_path, KAFKA_PASSWORD)
     create_topics(good)
     bad = _secure_settings(settings_factory, secure_broker, catalog_path, WRONG_PASSWORD)
-    worker = start_worker(bad, tmp_path / "w.log", _env(bad, WRONG_PASSWORD, unique_id),
-                          loglevel="debug")
+    worker = start_worker(
+        bad, tmp_path / "w.log", _env(bad, WRONG_PASSWORD, unique_id), loglevel="debug"
+    )
     try:
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline and "uthentication" not in worker.log():

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from support.audit import audited_decisions
 
 from faults.helpers import (
     T0_MS,
@@ -35,11 +36,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 def _bad_side_inputs() -> dict[str, list[tuple[bytes, str]]]:
-    comp = completion_record(Completion("c-1", "t0", "small-8b", "eu-north", "gsm8k", T0_MS,
-                                        500.0, 100, 100, 10.0, True))
+    comp = completion_record(
+        Completion("c-1", "t0", "small-8b", "eu-north", "gsm8k", T0_MS, 500.0, 100, 100, 10.0, True)
+    )
     inten = intensity_record(IntensityReading("GB", 5.0, T0_MS + 1, "evil"))
-    pol: dict[str, Any] = {"schema_version": 1, "scope": "global", "policy_name": "gar-pd",
-           "config": {"version": "evil-v9", "default_budget_g": 1e12}}
+    pol: dict[str, Any] = {
+        "schema_version": 1,
+        "scope": "global",
+        "policy_name": "gar-pd",
+        "config": {"version": "evil-v9", "default_budget_g": 1e12},
+    }
     big = "x" * LIM.max_policy_bytes
     return {
         "completions": [
@@ -68,31 +74,53 @@ def _bad_side_inputs() -> dict[str, list[tuple[bytes, str]]]:
 def test_hostile_side_inputs_are_dead_lettered_and_change_nothing(
     settings_factory: Any, catalog_path: Path, tmp_path: Path
 ) -> None:
-    settings = settings_factory(topics={"partitions": 2},
-                                worker={"catalog_path": str(catalog_path), "batch_max": 50})
+    settings = settings_factory(
+        topics={"partitions": 2}, worker={"catalog_path": str(catalog_path), "batch_max": 50}
+    )
     create_topics(settings)
     lay = layout(settings)
-    topic_of = {"completions": lay.completions, "carbon-intensity": lay.carbon_intensity,
-                "policy": lay.policy}
+    topic_of = {
+        "completions": lay.completions,
+        "carbon-intensity": lay.carbon_intensity,
+        "policy": lay.policy,
+    }
     bad = _bad_side_inputs()
     n_bad = sum(len(v) for v in bad.values())
     worker = start_worker(settings, tmp_path / "w.log")
     try:
         publish_policy(settings, PolicyConfig(version="good-v1", adaptive_floor_alpha=None))
-        publish_intensity(settings, [IntensityReading("GB", 300.0, T0_MS, "test"),
-                                     IntensityReading("US-MIDA-PJM", 400.0, T0_MS, "test")])
+        publish_intensity(
+            settings,
+            [
+                IntensityReading("GB", 300.0, T0_MS, "test"),
+                IntensityReading("US-MIDA-PJM", 400.0, T0_MS, "test"),
+            ],
+        )
         for name, items in bad.items():
             produce(settings, topic_of[name], [(b"k", raw) for raw, _reason in items])
         # A zone no catalog region uses is kept (a shared feed publishes many zones), but it
         # can price nothing.
-        produce(settings, lay.carbon_intensity, [(b"ZZ", orjson.dumps(intensity_record(
-            IntensityReading("NO-SUCH-ZONE", 1.0, T0_MS + 2, "evil"))))])
-        dead = read_until(settings, [lay.dead_letter],
-                          lambda r: len(r.records[lay.dead_letter]) >= n_bad, 60.0)
-        produce(settings, lay.requests,
-                [(b"t0", request(i, "t0", T0_MS + 60_000 + i)) for i in range(20)])
-        out = read_until(settings, [lay.decisions], lambda r: len(r.decided_ids) >= 20, 60.0,
-                         lay)
+        produce(
+            settings,
+            lay.carbon_intensity,
+            [
+                (
+                    b"ZZ",
+                    orjson.dumps(
+                        intensity_record(IntensityReading("NO-SUCH-ZONE", 1.0, T0_MS + 2, "evil"))
+                    ),
+                )
+            ],
+        )
+        dead = read_until(
+            settings, [lay.dead_letter], lambda r: len(r.records[lay.dead_letter]) >= n_bad, 60.0
+        )
+        produce(
+            settings,
+            lay.requests,
+            [(b"t0", request(i, "t0", T0_MS + 60_000 + i)) for i in range(20)],
+        )
+        out = read_until(settings, [lay.decisions], lambda r: len(r.decided_ids) >= 20, 60.0, lay)
         assert alive(worker), worker.log()[-3000:]
     finally:
         worker.stop()
@@ -102,7 +130,10 @@ def test_hostile_side_inputs_are_dead_lettered_and_change_nothing(
     want = Counter((topic_of[name], reason) for name, items in bad.items() for _, reason in items)
     assert got == want
     assert all(r["stage"] and r["message"] and r["original_size_bytes"] > 0 for r in records)
-    decisions = [orjson.loads(m.value) for m in out.records[lay.decisions]]
+    assert len(out.records[lay.decisions]) >= 20
+    # The hostile inputs never reached a routing context: every decision re-derives from its
+    # context record, whose prices and estimator snapshot are the good ones.
+    decisions = audited_decisions(settings)
     assert {d["policy_version"] for d in decisions} == {"good-v1"}  # "evil-v9" never applied
     for d in decisions:  # the hostile 5 g/kWh reading for GB never reached the prices
         zi = d["intensity"]

@@ -1,5 +1,6 @@
-"""Routing policies behind one Protocol and a name registry (see base.py)."""
+"""Routing policies behind one Protocol (``base``) and a name registry (``registry``)."""
 
-from streams.core.policies.base import Policy, decide, get_policy, policy_names, register_policy
+from streams.core.policies.base import Policy, decide
+from streams.core.policies.registry import find_policy, get_policy, policy_names, register_policy
 
-__all__ = ["Policy", "decide", "get_policy", "policy_names", "register_policy"]
+__all__ = ["Policy", "decide", "find_policy", "get_policy", "policy_names", "register_policy"]

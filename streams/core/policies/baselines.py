@@ -24,12 +24,13 @@ import numpy as np
 from streams.core.catalog import FloatArray
 from streams.core.context import BoolArray, Estimates, RoutingContext
 from streams.core.decision import Decision, Reason
-from streams.core.policies.base import Canon, PolicyBase, register_policy, run_batch
+from streams.core.policies.base import Canon, PolicyBase, run_batch
 from streams.core.tenant import TenantState, TenantWork
 
 
-def _lexmin(canon: Canon, primary: FloatArray, secondary: FloatArray,
-            mask: BoolArray) -> tuple[list[int], list[bool]]:
+def _lexmin(
+    canon: Canon, primary: FloatArray, secondary: FloatArray, mask: BoolArray
+) -> tuple[list[int], list[bool]]:
     """Per row: argmin of (primary, secondary, names) over mask; rows with an empty mask use
     all candidates (reported as not ok)."""
     ok = np.any(mask, axis=1)
@@ -43,12 +44,16 @@ def _lexmin(canon: Canon, primary: FloatArray, secondary: FloatArray,
 class _Baseline(PolicyBase):
     name = "baseline"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
-               ) -> tuple[list[int], list[bool]]:
+    def choose(
+        self, ctx: RoutingContext, est: Estimates, canon: Canon
+    ) -> tuple[list[int], list[bool]]:
         raise NotImplementedError
 
     def decide_estimates(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
+        self,
+        ctx: RoutingContext,
+        tenant_states: Mapping[str, TenantState],
+        est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         k_all, ok = self.choose(ctx, est, Canon(ctx))
         baseline, fallback = Reason.BASELINE, Reason.INFEASIBLE_FALLBACK
@@ -71,8 +76,9 @@ class AlwaysLargest(_Baseline):
     name = "always-largest"
     sign = -1.0
 
-    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
-               ) -> tuple[list[int], list[bool]]:
+    def choose(
+        self, ctx: RoutingContext, est: Estimates, canon: Canon
+    ) -> tuple[list[int], list[bool]]:
         return _lexmin(canon, est.latency_ms, est.co2_g, _largest_mask(ctx, est, self.sign))
 
 
@@ -84,8 +90,9 @@ class AlwaysSmallest(AlwaysLargest):
 class RandomChoice(_Baseline):
     name = "random"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
-               ) -> tuple[list[int], list[bool]]:
+    def choose(
+        self, ctx: RoutingContext, est: Estimates, canon: Canon
+    ) -> tuple[list[int], list[bool]]:
         seed = ctx.config.seed
         el_c = est.eligible[:, canon.perm]
         out: list[int] = []
@@ -100,8 +107,9 @@ class RandomChoice(_Baseline):
 class AccuracyGreedy(_Baseline):
     name = "accuracy-greedy"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
-               ) -> tuple[list[int], list[bool]]:
+    def choose(
+        self, ctx: RoutingContext, est: Estimates, canon: Canon
+    ) -> tuple[list[int], list[bool]]:
         k, ok = _lexmin(canon, -est.accuracy, est.latency_ms, est.eligible & est.latency_ok)
         k2, _ = _lexmin(canon, -est.accuracy, est.latency_ms, est.eligible)
         return [a if o else b for a, b, o in zip(k, k2, ok, strict=True)], ok
@@ -110,8 +118,9 @@ class AccuracyGreedy(_Baseline):
 class CarbonGreedy(_Baseline):
     name = "carbon-greedy"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
-               ) -> tuple[list[int], list[bool]]:
+    def choose(
+        self, ctx: RoutingContext, est: Estimates, canon: Canon
+    ) -> tuple[list[int], list[bool]]:
         k, ok = _lexmin(canon, est.co2_g, est.latency_ms, est.eligible & est.latency_ok)
         k2, _ = _lexmin(canon, est.co2_g, est.latency_ms, est.eligible)
         return [a if o else b for a, b, o in zip(k, k2, ok, strict=True)], ok
@@ -120,11 +129,17 @@ class CarbonGreedy(_Baseline):
 class LargestGreenestRegion(_Baseline):
     name = "largest-greenest-region"
 
-    def choose(self, ctx: RoutingContext, est: Estimates, canon: Canon
-               ) -> tuple[list[int], list[bool]]:
+    def choose(
+        self, ctx: RoutingContext, est: Estimates, canon: Canon
+    ) -> tuple[list[int], list[bool]]:
         return _lexmin(canon, est.co2_g, est.latency_ms, _largest_mask(ctx, est, -1.0))
 
 
-for _cls in (AlwaysLargest, AlwaysSmallest, RandomChoice, AccuracyGreedy, CarbonGreedy,
-             LargestGreenestRegion):
-    register_policy(_cls.name, _cls)
+BASELINES: tuple[type[_Baseline], ...] = (
+    AlwaysLargest,
+    AlwaysSmallest,
+    RandomChoice,
+    AccuracyGreedy,
+    CarbonGreedy,
+    LargestGreenestRegion,
+)

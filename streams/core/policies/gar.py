@@ -16,19 +16,24 @@ from streams.core.policies.base import (
     PolicyBase,
     TenantBook,
     fallback_choice,
-    register_policy,
     run_batch,
 )
 from streams.core.policy_config import PolicyConfig
-from streams.core.tenant import Duals, TenantState, TenantWork
+from streams.core.tenant import DEFAULT_SCOPE, SCOPE_BOOK, Duals, TenantState, TenantWork
 
 # Relative float tolerance of the "decision unchanged" bound (see GarPD.decide_estimates).
 BOUND_RTOL = 1e-9
 
 
 # --- the corrected GAR-PD rule (pure) ------------------------------------------------------------
-def pd_choose(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray,
-              pen_c: FloatArray, duals: Duals) -> int:
+def pd_choose(
+    perm: IntArray,
+    cn_c: FloatArray,
+    acc_c: FloatArray,
+    ln_c: FloatArray,
+    pen_c: FloatArray,
+    duals: Duals,
+) -> int:
     """argmin_k (1 + lambda) * co2_k / c_ref - mu * acc_k + nu * lat_k / cap over the feasible set.
 
     Rows are in canonical candidate order (``perm``); ``cn_c = co2 / c_ref``, ``ln_c = lat /
@@ -42,8 +47,16 @@ def pd_choose(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatAr
     return _pd_argmin(perm, cn_c, acc_c, ln_c, pen_c, duals.lam, duals.mu, duals.nu)
 
 
-def _pd_argmin(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray,
-               pen_c: FloatArray, lam: float, mu: float, nu: float) -> int:
+def _pd_argmin(
+    perm: IntArray,
+    cn_c: FloatArray,
+    acc_c: FloatArray,
+    ln_c: FloatArray,
+    pen_c: FloatArray,
+    lam: float,
+    mu: float,
+    nu: float,
+) -> int:
     if mu == 0.0 and nu == 0.0:
         return int(perm[int((cn_c + pen_c).argmin())])
     s = cn_c * (1.0 + lam) - acc_c * mu + pen_c
@@ -52,8 +65,16 @@ def _pd_argmin(perm: IntArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatA
     return int(perm[int(s.argmin())])
 
 
-def warm_mu(cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray, pen_c: FloatArray,
-            lam: float, nu: float, target: float, mu_max: float) -> float:
+def warm_mu(
+    cn_c: FloatArray,
+    acc_c: FloatArray,
+    ln_c: FloatArray,
+    pen_c: FloatArray,
+    lam: float,
+    nu: float,
+    target: float,
+    mu_max: float,
+) -> float:
     """The least mu >= 0 at which the gar-pd argmin over the feasible row has accuracy >=
     ``target`` (the per-request price of the floor), capped at mu_max; 0 if the greenest
     candidate already meets it, mu_max if no feasible candidate does. With costs
@@ -104,9 +125,15 @@ def _feasible_range(feas: BoolArray, x: FloatArray) -> tuple[FloatArray, FloatAr
     return rng, mag
 
 
-def _bound_weights(hard_c: BoolArray, cn_c: FloatArray, acc_c: FloatArray, ln_c: FloatArray,
-                   lam0: FloatArray, mu0: FloatArray, nu0: FloatArray
-                   ) -> tuple[list[float], list[float], list[float], list[float]]:
+def _bound_weights(
+    hard_c: BoolArray,
+    cn_c: FloatArray,
+    acc_c: FloatArray,
+    ln_c: FloatArray,
+    lam0: FloatArray,
+    mu0: FloatArray,
+    nu0: FloatArray,
+) -> tuple[list[float], list[float], list[float], list[float]]:
     """Per-row weights of the keep-argmin bound: a dual move of (dl, dm, dn) changes any score
     gap by at most dl * range(c~) + dm * range(a) + dn * range(l~) over the feasible set. The
     float tolerance is relative to the score magnitudes under the guessed duals plus their
@@ -115,8 +142,12 @@ def _bound_weights(hard_c: BoolArray, cn_c: FloatArray, acc_c: FloatArray, ln_c:
     acc_rng, acc_max = _feasible_range(hard_c, acc_c)
     ln_rng, ln_max = _feasible_range(hard_c, ln_c)
     scale = (cn_max * (1.0 + lam0) + acc_max * mu0 + ln_max * nu0 + 1.0) * BOUND_RTOL
-    return ((cn_rng + BOUND_RTOL * cn_max).tolist(), (acc_rng + BOUND_RTOL * acc_max).tolist(),
-            (ln_rng + BOUND_RTOL * ln_max).tolist(), scale.tolist())
+    return (
+        (cn_rng + BOUND_RTOL * cn_max).tolist(),
+        (acc_rng + BOUND_RTOL * acc_max).tolist(),
+        (ln_rng + BOUND_RTOL * ln_max).tolist(),
+        scale.tolist(),
+    )
 
 
 # --- gar-pd --------------------------------------------------------------------------------------
@@ -170,9 +201,17 @@ class GarPD(PolicyBase):
     """
 
     name = "gar-pd"
+    uses_feedback = True
+    first_mu_from_config = True
+
+    def redo_side_state(self, work: TenantWork, dataset: str, config: PolicyConfig) -> None:
+        redo_side_state(work, dataset, config)
 
     def decide_estimates(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
+        self,
+        ctx: RoutingContext,
+        tenant_states: Mapping[str, TenantState],
+        est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         cfg = ctx.config
         n = est.n
@@ -195,9 +234,15 @@ class GarPD(PolicyBase):
         lam0 = np.empty(n)
         mu0 = np.empty(n)
         nu0 = np.empty(n)
+        pool_st = tenant_states.get(SCOPE_BOOK) if cfg.mu_pooled else None
         for i, req in enumerate(reqs):
             st = tenant_states.get(req.tenant)
             ds = ds_names[i]
+            if cfg.mu_pooled:
+                lam0[i], nu0[i] = (0.0, 0.0) if st is None else (st.lam, st.nu)
+                mu_g = None if pool_st is None else pool_st.mu.get(ds)
+                mu0[i] = mu_init_ds.get(ds, mu_init) if mu_g is None else mu_g
+                continue
             if st is None:
                 lam0[i], mu0[i], nu0[i] = 0.0, mu_init_ds.get(ds, mu_init), 0.0
             else:
@@ -224,7 +269,8 @@ class GarPD(PolicyBase):
             margin = [np.inf] * n
         if n > 1:
             cn_rng_l, acc_rng_l, ln_rng_l, scale_l = _bound_weights(
-                hard_c, cn_c, acc_c, ln_c, lam0, mu0, nu0)
+                hard_c, cn_c, acc_c, ln_c, lam0, mu0, nu0
+            )
         else:
             # A single row runs under its guessed duals unless mu is warm-started (then its
             # duals differ from the guess and the infinite weights force the recomputation).
@@ -234,8 +280,11 @@ class GarPD(PolicyBase):
         co2, acc, lat = est.co2_g, est.accuracy, est.latency_ms
         floors, caps = est.floor.tolist(), est.latency_cap_ms.tolist()
         # mu's target per row: max(F_i, the dataset's floor target) + floor_margin.
-        tgts = ([cfg.mu_target(ds, f) for ds, f in zip(ds_names, floors, strict=True)]
-                if cfg.floor_targets else [f + cfg.floor_margin for f in floors])
+        tgts = (
+            [cfg.mu_target(ds, f) for ds, f in zip(ds_names, floors, strict=True)]
+            if cfg.floor_targets
+            else [f + cfg.floor_margin for f in floors]
+        )
         budget_hard = cfg.budget_hard
         budget_for = cfg.budget_for
         eta_l, eta_m, eta_n = cfg.eta_lambda, cfg.eta_mu, cfg.eta_nu
@@ -249,6 +298,12 @@ class GarPD(PolicyBase):
         append = out.append
         new_tuple = tuple.__new__
         slots: dict[str, tuple[TenantWork, float | None]] = {}
+        # Pooled accuracy duals (mu_pooled): every tenant of the scope shares mu per dataset,
+        # held (with its surprise and warm-up) by the scope's state under SCOPE_BOOK.
+        pool = book.get(SCOPE_BOOK) if cfg.mu_pooled and n else None  # no requests: no state
+        scope_name = None
+        if pool is not None:
+            scope_name = pool.tenant if pool.tenant != SCOPE_BOOK else DEFAULT_SCOPE
         for i, req in enumerate(reqs):
             tenant, ts, ds = req.tenant, req.ts_ms, ds_names[i]
             slot = slots.get(tenant)
@@ -259,16 +314,16 @@ class GarPD(PolicyBase):
             spend0, count0 = w.spend_g, w.count
             n_w = count0 + 1 if in_win else count0
             lam, nu = w.lam, w.nu
-            mu = w.mu.get(ds)
+            mw = w if pool is None else pool  # who holds the accuracy dual
+            mu = mw.mu.get(ds)
             if mu is None:
                 if warmup:
-                    warmup_begin(w, ds, wu_n)
+                    warmup_begin(mw, ds, wu_n)
                 mu_ds = mu_init_ds.get(ds)
                 if mu_ds is not None:  # a calibrated start replaces the warm start
                     mu = min(float(mu_ds), mu_max)
                 elif warm and any_hard[i]:
-                    mu = warm_mu(cn_c[i], acc_c[i], ln_c[i], pen_all[i], lam, nu,
-                                 tgts[i], mu_max)
+                    mu = warm_mu(cn_c[i], acc_c[i], ln_c[i], pen_all[i], lam, nu, tgts[i], mu_max)
                 else:
                     mu = mu_init
             left = None if budget is None or not budget_hard else budget - spend0
@@ -276,13 +331,22 @@ class GarPD(PolicyBase):
             if left is not None:
                 feas = hard[i] & (co2[i] <= left)
                 if feas.any():
-                    k = _pd_argmin(perm, cn_c[i], acc_c[i], ln_c[i],
-                                   np.where(feas[perm], 0.0, np.inf), lam, mu, nu)
+                    k = _pd_argmin(
+                        perm,
+                        cn_c[i],
+                        acc_c[i],
+                        ln_c[i],
+                        np.where(feas[perm], 0.0, np.inf),
+                        lam,
+                        mu,
+                        nu,
+                    )
                 else:
                     reason = fallback
                     # left is set only when there is a budget (> 0, validated).
-                    k = fallback_choice(ctx, est, i, canon, floors[i] + margin_f, left,
-                                        (budget or 0.0) / (n_w or 1))
+                    k = fallback_choice(
+                        ctx, est, i, canon, floors[i] + margin_f, left, (budget or 0.0) / (n_w or 1)
+                    )
             elif not any_hard[i]:
                 reason = fallback
                 k = fallback_choice(ctx, est, i, canon, floors[i] + margin_f, None, None)
@@ -291,8 +355,8 @@ class GarPD(PolicyBase):
             else:
                 dl, dm, dn = abs(lam - lam0_l[i]), abs(mu - mu0_l[i]), abs(nu - nu0_l[i])
                 if (dl == 0.0 and dm == 0.0 and dn == 0.0) or (
-                    dl * cn_rng_l[i] + dm * acc_rng_l[i] + dn * ln_rng_l[i]
-                    + 2.0 * scale_l[i] < margin[i]
+                    dl * cn_rng_l[i] + dm * acc_rng_l[i] + dn * ln_rng_l[i] + 2.0 * scale_l[i]
+                    < margin[i]
                 ):
                     k = k_guess[i]
                 else:
@@ -306,11 +370,11 @@ class GarPD(PolicyBase):
             # mu counts the chosen scoring accuracy plus the correctness surprise of the
             # tenant's completions since its last decision on this dataset (fold_feedback).
             acc_k = acc.item(i, k)
-            sur = w.surprise
+            sur = mw.surprise
             fb = sur.pop(ds, 0.0) if sur else 0.0
             if fb:
                 acc_k += fb
-            wd = w.warmup
+            wd = mw.warmup
             if warmup and wd and ds in wd:
                 wu = warmup_take(wd, ds)
                 # Boosted step, folded into the counted accuracy so that the record's
@@ -324,17 +388,45 @@ class GarPD(PolicyBase):
             nu_a = nu + eta_n * (lat.item(i, k) / caps[i] - target_ratio)
             nu_a = 0.0 if nu_a < 0.0 else (nu_max if nu_a > nu_max else nu_a)
             w.lam, w.nu = lam_a, nu_a
-            w.mu[ds] = mu_a
+            mw.mu[ds] = mu_a
+            if pool is not None:
+                pool.seq += 1
             w.charge(ts, co2_k, in_win)
             # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path).
-            append(new_tuple(Decision, (shared, i, k, reason, lam, mu, nu, lam_a, mu_a, nu_a,
-                                        budget, left, spend0, count0, in_win, w.seq, fb)))
+            append(
+                new_tuple(
+                    Decision,
+                    (
+                        shared,
+                        i,
+                        k,
+                        reason,
+                        lam,
+                        mu,
+                        nu,
+                        lam_a,
+                        mu_a,
+                        nu_a,
+                        budget,
+                        left,
+                        spend0,
+                        count0,
+                        in_win,
+                        w.seq,
+                        fb,
+                        scope_name,
+                        0 if pool is None else pool.seq,
+                        None,
+                    ),
+                )
+            )
         return book.frozen(), out
 
 
 # --- variants ------------------------------------------------------------------------------------
-def _fixed_choices(ctx: RoutingContext, est: Estimates, canon: Canon, feas: BoolArray,
-                   primary: FloatArray) -> tuple[list[int], list[str]]:
+def _fixed_choices(
+    ctx: RoutingContext, est: Estimates, canon: Canon, feas: BoolArray, primary: FloatArray
+) -> tuple[list[int], list[str]]:
     """argmin of ``primary`` over ``feas`` per row (canonical tie-break); fallback rows use
     the least-violation rule."""
     perm = canon.perm
@@ -345,8 +437,7 @@ def _fixed_choices(ctx: RoutingContext, est: Estimates, canon: Canon, feas: Bool
     for i in range(est.n):
         if not any_f[i]:
             reasons[i] = Reason.INFEASIBLE_FALLBACK
-            k_all[i] = fallback_choice(ctx, est, i, canon, float(est.floor[i]) + margin, None,
-                                       None)
+            k_all[i] = fallback_choice(ctx, est, i, canon, float(est.floor[i]) + margin, None, None)
     return k_all, reasons
 
 
@@ -359,7 +450,10 @@ class _MinCarbonOverFilter(PolicyBase):
         raise NotImplementedError
 
     def decide_estimates(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
+        self,
+        ctx: RoutingContext,
+        tenant_states: Mapping[str, TenantState],
+        est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         feas = self.feasible(ctx.config, est)
         k_all, reasons = _fixed_choices(ctx, est, Canon(ctx), feas, est.co2_g)
@@ -376,8 +470,11 @@ class GarFixed(_MinCarbonOverFilter):
     name = "gar-fixed"
 
     def feasible(self, cfg: PolicyConfig, est: Estimates) -> BoolArray:
-        out: BoolArray = est.eligible & est.latency_ok & (
-            est.accuracy >= (est.floor + cfg.floor_margin)[:, None])
+        out: BoolArray = (
+            est.eligible
+            & est.latency_ok
+            & (est.accuracy >= (est.floor + cfg.floor_margin)[:, None])
+        )
         return out
 
 
@@ -407,9 +504,13 @@ class GarTarget(PolicyBase):
     """
 
     name = "gar-target"
+    rederivable_from_record = False  # the threshold depends on the deficit, not in the record
 
     def decide_estimates(
-        self, ctx: RoutingContext, tenant_states: Mapping[str, TenantState], est: Estimates,
+        self,
+        ctx: RoutingContext,
+        tenant_states: Mapping[str, TenantState],
+        est: Estimates,
     ) -> tuple[dict[str, TenantState], list[Decision]]:
         canon = Canon(ctx)
         perm = canon.perm
@@ -426,21 +527,18 @@ class GarTarget(PolicyBase):
         def step(i: int, w: TenantWork) -> tuple[int, str]:
             f = floors[i]
             if not any_b[i]:
-                return fallback_choice(ctx, est, i, canon, f, None, None), \
-                    Reason.INFEASIBLE_FALLBACK
+                return fallback_choice(
+                    ctx, est, i, canon, f, None, None
+                ), Reason.INFEASIBLE_FALLBACK
             ds = datasets[ds_idx[i]]
             s = w.deficit.get(ds, 0.0)
             thr = min(f + s, best[i])
             ok_c = base_c[i] & (acc_c[i] >= thr)
             k = canon.argmin(np.where(ok_c, co2_c[i], np.inf))
-            w.deficit[ds] = min(max(s + f - est.accuracy.item(i, k), -DEFICIT_BOUND),
-                                DEFICIT_BOUND)
+            w.deficit[ds] = min(max(s + f - est.accuracy.item(i, k), -DEFICIT_BOUND), DEFICIT_BOUND)
             return k, Reason.OPTIMAL
 
-        return run_batch(self.name, ctx, est, tenant_states, base, step)
+        return run_batch(self.name, ctx, est, tenant_states, base, step, track_deficit=True)
 
 
-register_policy(GarPD.name, GarPD)
-register_policy(GarFixed.name, GarFixed)
-register_policy(GarEps.name, GarEps)
-register_policy(GarTarget.name, GarTarget)
+GAR_POLICIES: tuple[type[PolicyBase], ...] = (GarPD, GarFixed, GarEps, GarTarget)

@@ -1,0 +1,1 @@
+"""Offline evaluation on the real public data: scenario, simulation, oracles, metrics, report."""
