@@ -96,7 +96,8 @@ def _integration_needs_services(request: pytest.FixtureRequest) -> Iterator[None
         request.getfixturevalue("dev_services")
     uid = request.getfixturevalue("unique_id") if "unique_id" in request.fixturenames else None
     yield
-    if integration and uid is not None:
+    # GAR_TEST_KEEP_TOPICS=1 leaves them for a post-mortem (docs/development.md).
+    if integration and uid is not None and os.environ.get("GAR_TEST_KEEP_TOPICS") != "1":
         _drop_test_topics(str(uid))
 
 

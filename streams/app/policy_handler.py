@@ -3,6 +3,7 @@ the replicated policy table (and its changelog) that every worker routes with.""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, MutableMapping
 
@@ -19,6 +20,8 @@ from streams.core.policies import Policy
 from streams.ingress.context import IngressContext
 from streams.ingress.policy import parse_policy
 from streams.ingress.rejected import Rejected, RejectReason, Stage
+
+log = logging.getLogger(__name__)
 
 
 class PolicyHandler:
@@ -77,3 +80,12 @@ class PolicyHandler:
             self._store[GLOBAL_SCOPE] = value
             sink.add(self._changelog, GLOBAL_SCOPE, value, partition=0)
             self._counters.policy_updates += 1
+            # One line per applied policy: operators and post-mortems see which worker applied
+            # which version from where (updates are rare).
+            log.info(
+                "policy applied: version %s (%s, mode %s) from %s",
+                parsed.config.version,
+                name,
+                parsed.config.mode,
+                f"{msg.topic}:{msg.partition}@{msg.offset}",
+            )

@@ -11,6 +11,7 @@ rule is checked without trusting request ids (a hostile input may have none).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -378,7 +379,51 @@ def publish_policy(settings: Settings, config: PolicyConfig, name: str = "gar-pd
         )
 
     if not applied(read_until(settings, [topic], applied, 60.0)):
-        raise AssertionError(f"policy {config.version} was not applied (dead-lettered?)")
+        raise AssertionError(
+            f"policy {config.version} was not applied within 60 s\n"
+            + policy_report(settings, lay, topic)
+        )
+
+
+async def group_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The worker group's committed offset per partition of ``topic`` (absent: none yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    return {tp.partition: int(o.offset) for tp, o in offsets.items() if tp.topic == topic}
+
+
+def policy_report(settings: Settings, lay: TopicLayout, changelog_topic: str) -> str:
+    """What a failed policy publication left: the policy topic and its changelog (offset,
+    append time, version), the group's committed offsets on the policy topic, and the policy
+    dead letters, for the failure message."""
+
+    def version(value: bytes | None) -> str:
+        try:
+            return str(orjson.loads(value or b"null")["config"]["version"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return repr((value or b"")[:80])
+
+    topics = [lay.policy, changelog_topic, lay.dead_letter]
+    r = read_until(settings, topics, lambda _: False, 3.0)
+    lines = [
+        f"{t}: p{m.partition}@{m.offset} t={m.timestamp} {version(m.value)}"
+        for t in topics[:2]
+        for m in r.records[t]
+    ]
+    lines += [
+        f"dead letter: {m.value[:300]!r}"
+        for m in r.records[lay.dead_letter]
+        if m.value is not None and b'"policy"' in m.value
+    ]
+    with contextlib.suppress(Exception):
+        lines.append(
+            f"committed on {lay.policy}: {asyncio.run(group_offsets(settings, lay.policy))}"
+        )
+    return "\n".join(lines)
 
 
 def publish_intensity(settings: Settings, readings: Sequence[IntensityReading]) -> None:

@@ -21,8 +21,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
 from support.worker import SMALL_CATALOG
 
 from faults.helpers import (
@@ -31,6 +29,7 @@ from faults.helpers import (
     alive,
     changelog,
     create_topics,
+    group_offsets,
     layout,
     produce,
     produce_tracked,
@@ -68,14 +67,7 @@ def _catalog(path: Path) -> Path:
 
 async def _committed(settings: Settings, topic: str) -> int:
     """The worker group's committed offset on completions partition 0 (-1: none yet)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(settings.app_id)
-    finally:
-        await admin.close()
-    meta = offsets.get(TopicPartition(topic, 0))
-    return -1 if meta is None else int(meta.offset)
+    return (await group_offsets(settings, topic)).get(0, -1)
 
 
 def _run(settings: Settings, tmp: Path, kill: bool, pooled: bool) -> dict[str, dict[str, Any]]:

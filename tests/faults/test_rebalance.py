@@ -85,8 +85,13 @@ def test_workers_join_and_leave_under_load(
         events.append("b SIGKILLed during the rebalance")
         assert READY not in c.log(), "C finished joining before B was killed"
         wait_log(c, READY, 90.0)
-        time.sleep(2.0)
-        publish_policy(settings, _policy("rebalance-v2", 0.04))
+        # C's first "ready" can belong to an assignment made while B was still a member; B's
+        # session timeout then rebalances once more. Publish once the group has settled.
+        _wait_settled([workers["a"], c], quiet_s=4.0, timeout_s=60.0)
+        try:
+            publish_policy(settings, _policy("rebalance-v2", 0.04))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_group_log(workers)}") from None
         policy_v2_at_ms = int(time.time() * 1000)
         events.append("policy v2 published")
         time.sleep(2.0)
@@ -160,6 +165,40 @@ def test_workers_join_and_leave_under_load(
         f"decided_under_v2={after_v2} v1_after_v2_applied={len(late_v1)} "
         f"latest_v1_ms_after_v2={max(late_v1, default=0)}"
     )
+
+
+def _wait_settled(ws: list[Worker], quiet_s: float, timeout_s: float) -> None:
+    """Until every worker is ready after its last revocation and no worker has seen a new
+    rebalance for ``quiet_s`` (longer than the session timeout, so a dead member's eviction
+    would have begun)."""
+    deadline = time.monotonic() + timeout_s
+    seen: tuple[int, ...] = ()
+    since = time.monotonic()
+    while True:
+        logs = [w.log() for w in ws]
+        revokes = tuple(log.count(REVOKE) for log in logs)
+        if revokes != seen:
+            seen, since = revokes, time.monotonic()
+        elif time.monotonic() - since >= quiet_s and all(
+            log.rfind(READY) > log.rfind(REVOKE) for log in logs
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"group not settled after {timeout_s} s: {_group_log(dict(enumerate(ws)))}"
+            )
+        time.sleep(0.1)
+
+
+def _group_log(workers: dict[Any, Worker]) -> str:
+    """Each worker's group and policy lines (joins, assignments of the policy topic, ready,
+    applied policies), for a failure message."""
+    keep = ("generation", READY, REVOKE, "policy applied", ".policy ", "Signal received")
+    out = []
+    for name, w in workers.items():
+        lines = [ln[:200] for ln in w.log().splitlines() if any(k in ln for k in keep)]
+        out.append(f"--- worker {name}\n" + "\n".join(lines[-60:]))
+    return "\n".join(out)
 
 
 def _wait_count(worker: Worker, needle: str, more_than: int, timeout_s: float) -> None:
