@@ -51,6 +51,7 @@ from streams.ingress.context import IngressContext
 from streams.kafka.clients import faust_broker_url
 from streams.kafka.credentials import faust_credentials
 from streams.kafka.faust_producer import use_idempotent_producer
+from streams.kafka.faust_recovery import stop_flow_before_resuming_streams
 from streams.kafka.topics import (
     DEDUPE_TABLE,
     ESTIMATOR_TABLE,
@@ -113,6 +114,7 @@ def faust_app(settings: Settings, layout: TopicLayout) -> faust.App:
         consumer_auto_offset_reset="earliest",
     )
     use_idempotent_producer(app)  # a retried produce request is not appended twice
+    stop_flow_before_resuming_streams()  # no side-input record lost after a rebalance
     return app
 
 

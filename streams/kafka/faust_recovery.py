@@ -1,0 +1,33 @@
+"""Faust's resume after recovery, with the consumer's flow stopped while streams are re-seeked.
+
+faust-streaming's ``Recovery.on_recovery_completed`` resumes the stream partitions and seeks
+them to their committed offsets while the consumer's flow is still running (recovery turned it
+on to read the changelogs), and only then resumes ``app.flow_control``, which clears every
+channel queue. A side-input record fetched in between is queued, cleared, and its read offset
+has already moved past it: Faust does not deliver it again until the next rebalance. Seen as a
+policy published while a worker took over the policy partition and still not applied 60 s
+later, while that worker routed normally. Stopping the flow first (as Faust itself does when
+partitions are revoked) keeps the fetcher from delivering anything until
+``on_recovery_completed`` has re-seeked the streams, resumed flow control and then the consumer,
+in that order. The requests hot path has its own consumer and is not affected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.tables.recovery import Recovery
+
+_faust_on_recovery_completed: Callable[[Any, int], Awaitable[None]] = Recovery.on_recovery_completed
+
+
+async def _on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+    self.app.consumer.stop_flow()
+    await _faust_on_recovery_completed(self, generation_id)
+
+
+def stop_flow_before_resuming_streams() -> None:
+    """Install the ordered resume on Faust's ``Recovery`` (idempotent; process-wide, like the
+    worker's one app)."""
+    Recovery.on_recovery_completed = _on_recovery_completed  # type: ignore[method-assign]
