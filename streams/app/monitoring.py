@@ -22,9 +22,11 @@ REPORT_INTERVAL_S = 5.0
 
 
 def faust_lag(consumer: Any, topics: tuple[str, ...], group: str) -> list[LagSample]:
-    """Lag of the topics Faust reads for this worker (completions; requests on the faust hot
-    path): high watermark minus the next offset to read."""
+    """Lag of the topics Faust reads for this worker: high watermark minus the next offset to
+    read, and minus the group's committed offset. A partition whose uncommitted count stays
+    above its lag has a record that was read and never processed (docs/operations.md)."""
     read_offsets: Any = getattr(consumer, "_read_offset", {})  # Faust's last read, per tp
+    committed_offsets: Any = getattr(consumer, "_committed_offset", {})  # next to consume
     out = []
     for tp in consumer.assignment():
         if tp.topic not in topics:
@@ -35,7 +37,16 @@ def faust_lag(consumer: Any, topics: tuple[str, ...], group: str) -> list[LagSam
         except Exception:  # not fetched yet
             continue
         if high is not None and read is not None:
-            out.append(LagSample(tp.topic, tp.partition, group, max(0, int(high) - int(read) - 1)))
+            committed = committed_offsets.get(tp)
+            out.append(
+                LagSample(
+                    tp.topic,
+                    tp.partition,
+                    group,
+                    max(0, int(high) - int(read) - 1),
+                    None if committed is None else max(0, int(high) - int(committed)),
+                )
+            )
     return out
 
 
@@ -100,7 +111,7 @@ class Monitoring:
                 ]
             )
         if metrics.writer is not None:
-            topics = (layout.completions, layout.requests)
+            topics = (layout.completions, layout.requests, layout.policy, layout.carbon_intensity)
             metrics.consumer_lag(faust_lag(self._faust_app.consumer, topics, self._app_id))
         guard = self._guard
         metrics.refused_outputs(guard.refused, guard.replaced, guard.dropped)

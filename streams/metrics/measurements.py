@@ -361,10 +361,13 @@ class Metrics:
             return
         ts = self._ts(ts_ms)
         for s in samples:
+            fields: dict[str, FieldValue] = {"lag_messages": s.lag_messages}
+            if s.uncommitted_messages is not None:
+                fields["uncommitted_messages"] = s.uncommitted_messages
             self._w.add(
                 CONSUMER,
                 self._tags(topic=s.topic, partition=str(s.partition), group=s.group),
-                {"lag_messages": s.lag_messages},
+                fields,
                 ts,
             )
 

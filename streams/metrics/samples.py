@@ -101,3 +101,6 @@ class LagSample:
     partition: int
     group: str
     lag_messages: int
+    uncommitted_messages: int | None = None
+    """Records after the group's committed offset (read but not yet processed and committed,
+    or not read yet); None where the reader does not commit through the group."""

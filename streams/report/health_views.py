@@ -115,6 +115,11 @@ PIPELINE = Dashboard(
                     fx.sum_of_latest_per_window("gar_consumer", "lag_messages", ["topic"]),
                     "{topic}",
                 ),
+                # Above the lag for long: a record was read and never processed.
+                Query(
+                    fx.sum_of_latest_per_window("gar_consumer", "uncommitted_messages", ["topic"]),
+                    "{topic} uncommitted",
+                ),
             ),
         ),
         Panel(

@@ -150,6 +150,7 @@ def test_every_panel_returns_its_series_after_a_real_worker_run(
             ("gar_estimator_latency", "p95_obs_ms", {}),
             ("gar_accuracy", "correct_count", {}),
             ("gar_consumer", "lag_messages", {"topic": lay.completions}),
+            ("gar_consumer", "uncommitted_messages", {"topic": lay.completions}),
             ("gar_event_loop", "lag_max_ms", {}),
         ]
         while time.monotonic() < deadline and not all(

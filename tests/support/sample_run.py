@@ -130,7 +130,9 @@ def write_sample_run(m: Metrics, end_ms: int) -> int:
         )
         m.dead_letters({("invalid_json", "parse"): 1 + tick % 2, ("too_large", "ingress"): 1}, ts)
         m.consumer_lag(
-            [LagSample("gar.requests", p, "gar-router", 100 * p + tick) for p in range(2)], ts
+            [LagSample("gar.requests", p, "gar-router", 100 * p + tick) for p in range(2)]
+            + [LagSample("gar.completions", 0, "gar-router", tick, 2 * tick)],
+            ts,
         )
         m.throughput("route", len(decisions), 0.05, ts)
         m.throughput("telemetry", len(completions), 0.02, ts)
