@@ -2,11 +2,13 @@
 model of its consumer: a fetcher that delivers the next record of a stream partition into a
 channel queue whenever the consumer's flow is on, and flow control that clears the queues when
 it resumes. A record appended while the streams are re-seeked is lost by Faust's order and
-delivered with the flow stopped first."""
+delivered with the flow stopped first; changelog records already queued for the GlobalTables are
+taken by Faust's changelog reader before the clear."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +32,7 @@ class ModelConsumer:
         self.queue: list[str] = []
         self.calls: list[str] = []
         self.append_during_seek: str | None = None
+        self.changelog_queue = ChangelogQueue()  # Faust's changelog queue (GlobalTable records)
 
     def fetch(self) -> None:
         """What the fetcher task does when it gets a turn: deliver what is there if flowing."""
@@ -59,6 +62,11 @@ class ModelConsumer:
         self.fetch()  # the fetcher runs while perform_seek awaits the broker
 
 
+class ChangelogQueue(list[str]):
+    def empty(self) -> bool:
+        return not self
+
+
 def _recovery(consumer: ModelConsumer) -> Any:
     async def nothing(*_: Any, **__: Any) -> None:
         return None
@@ -69,6 +77,7 @@ def _recovery(consumer: ModelConsumer) -> Any:
     def resume_flow_control() -> None:
         consumer.calls.append("flow_control.resume")
         consumer.queue.clear()  # mode's FlowControlEvent.resume clears every managed queue
+        consumer.changelog_queue.clear()
 
     log = SimpleNamespace(info=lambda *a: None, dev=lambda *a: None, warning=lambda *a: None)
     app = SimpleNamespace(
@@ -82,7 +91,10 @@ def _recovery(consumer: ModelConsumer) -> Any:
         on_rebalance_end=lambda: None,
     )
     tables = SimpleNamespace(
-        values=lambda: [], on_actives_ready=lambda: None, on_standbys_ready=lambda: None
+        values=lambda: [],
+        on_actives_ready=lambda: None,
+        on_standbys_ready=lambda: None,
+        changelog_queue=consumer.changelog_queue,
     )
     return SimpleNamespace(
         app=app,
@@ -129,3 +141,33 @@ def test_installed_on_faust_recovery() -> None:
     assert faust_recovery.Recovery.on_recovery_completed is ordered._on_recovery_completed
     ordered.stop_flow_before_resuming_streams()  # idempotent
     assert faust_recovery.Recovery.on_recovery_completed is ordered._on_recovery_completed
+
+
+def test_queued_changelog_records_are_taken_before_the_clear() -> None:
+    consumer = ModelConsumer(["v1"], committed=1)
+    consumer.changelog_queue.extend(["policy-changelog@7", "intensity-changelog@3"])
+    applied: list[str] = []
+
+    async def run() -> None:
+        async def changelog_reader() -> None:  # Faust's _slurp_changelogs
+            while True:
+                if consumer.changelog_queue:
+                    applied.append(consumer.changelog_queue.pop(0))
+                await asyncio.sleep(0.001)
+
+        reader = asyncio.create_task(changelog_reader())
+        await ordered._on_recovery_completed(_recovery(consumer), 1)
+        reader.cancel()
+
+    asyncio.run(run())
+    assert applied == ["policy-changelog@7", "intensity-changelog@3"]
+
+
+def test_a_stuck_changelog_reader_delays_the_resume_by_a_bounded_time(monkeypatch: Any) -> None:
+    monkeypatch.setattr(ordered, "CHANGELOG_DRAIN_S", 0.05)
+    consumer = ModelConsumer(["v1"], committed=1)
+    consumer.changelog_queue.append("never-read")
+    t0 = time.monotonic()
+    asyncio.run(ordered._on_recovery_completed(_recovery(consumer), 1))
+    assert time.monotonic() - t0 < 1.0
+    assert consumer.calls[-1] == "resume_flow"  # resumed anyway
