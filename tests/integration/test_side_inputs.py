@@ -44,6 +44,35 @@ def _until_n(topic: str, n: int) -> Any:
     return lambda out: len(out[topic]) >= n
 
 
+def _cold_start(
+    settings: Any, lay: TopicLayout, policy: dict[str, Any], n_requests: int, tmp_path: Path
+) -> tuple[list[Any], str]:
+    """The readings, ``policy`` and ``n_requests`` requests of tenant a are on their topics
+    before a worker starts: the decision records it wrote, and its log."""
+    asyncio.run(
+        produce(
+            settings,
+            lay.carbon_intensity,
+            [(r.zone.encode(), encode(intensity_record(r))) for r in _readings()],
+        )
+    )
+    asyncio.run(produce(settings, lay.policy, [(b"global", orjson.dumps(policy))]))
+    asyncio.run(
+        produce(
+            settings,
+            lay.requests,
+            [(b"a", request_bytes(i, "a", T0_MS + 60_000 + i)) for i in range(n_requests)],
+        )
+    )
+    worker = start_worker(settings, tmp_path / "w.log")
+    try:
+        done = _until_n(lay.decisions, n_requests)
+        out = asyncio.run(read_all(settings, [lay.decisions], done, 90.0))
+    finally:
+        worker.stop()
+    return out[lay.decisions], worker.log()
+
+
 def test_intensity_policy_and_completions_shape_decisions(
     settings_factory: Any, catalog_path: Path, tmp_path: Path
 ) -> None:
@@ -137,33 +166,13 @@ def test_policy_and_intensity_published_before_start_price_the_first_decision(
     settings = settings_factory(worker={"catalog_path": str(catalog_path), "batch_max": 50})
     asyncio.run(ensure_topics(settings, topic_specs(settings, MODELS)))
     lay = TopicLayout.from_settings(settings, MODELS)
-    readings, policy = _readings(), _policy("cold-v1")
-    asyncio.run(
-        produce(
-            settings,
-            lay.carbon_intensity,
-            [(r.zone.encode(), encode(intensity_record(r))) for r in readings],
-        )
-    )
-    asyncio.run(produce(settings, lay.policy, [(b"global", orjson.dumps(policy))]))
-    asyncio.run(
-        produce(
-            settings,
-            lay.requests,
-            [(b"a", request_bytes(i, "a", T0_MS + 60_000 + i)) for i in range(30)],
-        )
-    )
-    worker = start_worker(settings, tmp_path / "w.log")
-    try:
-        out = asyncio.run(read_all(settings, [lay.decisions], _until_n(lay.decisions, 30), 90.0))
-    finally:
-        worker.stop()
-    decisions = [orjson.loads(m.value) for m in out[lay.decisions]]
+    records, log = _cold_start(settings, lay, _policy("cold-v1"), 30, tmp_path)
+    decisions = [orjson.loads(m.value) for m in records]
     assert len(decisions) == 30
-    assert {d["policy_version"] for d in decisions} == {"cold-v1"}, worker.log()[-3000:]
+    assert {d["policy_version"] for d in decisions} == {"cold-v1"}, log[-3000:]
     assert not any(d["intensity_stale"] for d in decisions)
     assert {d["region"] for d in decisions} == {"eu-north"}
-    assert "control topics applied" in worker.log()
+    assert "control topics applied" in log
 
 
 def test_a_published_mode_switches_the_worker_to_that_preset(
@@ -187,27 +196,8 @@ def test_a_published_mode_switches_the_worker_to_that_preset(
             "latency_slo_ms": 60_000.0,
         },
     }
-    asyncio.run(
-        produce(
-            settings,
-            lay.carbon_intensity,
-            [(r.zone.encode(), encode(intensity_record(r))) for r in _readings()],
-        )
-    )
-    asyncio.run(produce(settings, lay.policy, [(b"global", orjson.dumps(policy))]))
-    asyncio.run(
-        produce(
-            settings,
-            lay.requests,
-            [(b"a", request_bytes(i, "a", T0_MS + 60_000 + i)) for i in range(20)],
-        )
-    )
-    worker = start_worker(settings, tmp_path / "w.log")
-    try:
-        out = asyncio.run(read_all(settings, [lay.decisions], _until_n(lay.decisions, 20), 90.0))
-    finally:
-        worker.stop()
-    assert len(out[lay.decisions]) == 20
+    records, _ = _cold_start(settings, lay, policy, 20, tmp_path)
+    assert len(records) == 20
     # Expanded by the audit from each decision's context: what the worker priced with.
     decisions = audited_decisions(settings)
     assert len(decisions) == 20
